@@ -1,0 +1,33 @@
+# make run: install into .venv, ingest the sample articles, serve the UI.
+# make test: install if needed, run the test suite.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.installed
+PYTHON ?= python3
+
+.PHONY: install run test lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	# The pinned CPU torch first: anything later that wants torch finds it satisfied.
+	$(PIP) install --quiet torch==2.13.0
+	$(PIP) install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+run: install
+	$(VENV)/bin/qa-bot ingest data/articles
+	$(VENV)/bin/qa-bot stats
+
+test: install
+	$(VENV)/bin/ruff check qa_bot ingest ui tests benchmarks
+	$(VENV)/bin/pytest -q
+
+bench: install
+	$(PY) benchmarks/ingest_speed.py
+
+clean:
+	rm -rf $(VENV) var

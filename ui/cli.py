@@ -1,0 +1,160 @@
+"""The ``qa-bot`` command line: a thin layer over the Python API.
+
+Usage::
+
+    qa-bot ingest data/articles https://example.com/feed.xml [--prune] [--reindex]
+    qa-bot stats
+    qa-bot watch https://example.com/feed.xml --every 15m
+
+Every command takes ``--config F`` (default: $QA_BOT_CONFIG, else ./config.yaml). Errors
+are printed as one line on stderr with a non-zero exit code, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from qa_bot.settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger("qa_bot")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    try:
+        settings = load_settings(args.config)
+        return int(args.func(args, settings))
+    except SettingsError as exc:
+        print(f"qa-bot: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("qa-bot: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if getattr(args, "debug", False):
+            raise
+        print(f"qa-bot: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="F", help="config file (default: $QA_BOT_CONFIG or ./config.yaml)")
+    common.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser = argparse.ArgumentParser(prog="qa-bot", description="Question answering over news articles, offline.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("ingest", parents=[common], help="add or update articles from files, folders, URLs and feeds")
+    p.add_argument("sources", nargs="*", metavar="SOURCE", help="file, folder, article URL or RSS/Atom feed URL")
+    p.add_argument("--prune", action="store_true", help="remove articles whose source has gone")
+    p.add_argument("--reindex", action="store_true", help="rebuild the collection with the current settings")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("stats", parents=[common], help="what the store holds")
+    p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("watch", parents=[common], help="re-ingest sources on a schedule")
+    p.add_argument("sources", nargs="+", metavar="SOURCE")
+    p.add_argument("--every", default="15m", type=parse_interval, help="interval: 30s, 15m, 2h (default 15m)")
+    p.add_argument("--rounds", type=int, default=0, help="stop after N rounds (default: run until interrupted)")
+    p.add_argument("--prune", action="store_true")
+    p.set_defaults(func=cmd_watch)
+    return parser
+
+
+def parse_interval(value: str) -> float:
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", value)
+    if not match or float(match.group(1)) <= 0:
+        raise argparse.ArgumentTypeError(f"invalid interval {value!r}; use a number with s, m, h or d, e.g. 15m")
+    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+
+
+# ---------------------------------------------------------------- ingest
+
+
+def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest import ingest
+
+    if not args.sources and not args.reindex:
+        print("qa-bot ingest: name at least one SOURCE (a file, folder, URL or feed URL)", file=sys.stderr)
+        return EXIT_USAGE
+    with _progress_bar(disabled=args.quiet) as progress:
+        report = ingest(args.sources, settings, prune=args.prune, reindex=args.reindex, progress=progress)
+    _print_report(report)
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _print_report(report: Any) -> None:
+    for source, reason in report.failed:
+        print(f"FAILED {source}: {reason}", file=sys.stderr)
+    print(report.summary())
+
+
+class _progress_bar:  # noqa: N801 - used as a context manager, reads like one
+    """A tqdm bar of articles with the chunk count beside it."""
+
+    def __init__(self, disabled: bool) -> None:
+        self.disabled = disabled
+        self.bar: Any = None
+
+    def __enter__(self) -> Callable[[int, int], None]:
+        from tqdm import tqdm
+
+        self.bar = tqdm(unit=" articles", disable=self.disabled, file=sys.stderr, dynamic_ncols=True)
+        return self.update
+
+    def update(self, articles: int, chunks: int) -> None:
+        self.bar.update(articles - self.bar.n)
+        self.bar.set_postfix(chunks=chunks, refresh=False)
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.close()
+
+
+# ---------------------------------------------------------------- stats
+
+
+def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
+    from qa_bot.stats import store_stats
+
+    stats = store_stats(settings)
+    for key, value in stats.items():
+        print(f"{key:>16}: {value}")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- watch
+
+
+def cmd_watch(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest import ingest
+
+    done = 0
+    while True:
+        started = time.monotonic()
+        try:
+            report = ingest(args.sources, settings, prune=args.prune)
+            log.info("watch round %d: %s", done + 1, report.summary())
+            for source, reason in report.failed:
+                log.warning("FAILED %s: %s", source, reason)
+        except Exception as exc:  # noqa: BLE001 - one failed round must not end the watch
+            log.error("watch round %d failed: %s: %s", done + 1, type(exc).__name__, exc)
+        done += 1
+        if args.rounds and done >= args.rounds:
+            return EXIT_OK
+        time.sleep(max(0.0, args.every - (time.monotonic() - started)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
