@@ -66,7 +66,7 @@ def langchain_pipeline(corpus: Path, model_dir: Path, store: Path) -> tuple[int,
     rows = [json.loads(line) for line in corpus.read_text().splitlines() if line.strip()]
     docs = [Document(page_content=r["text"], metadata={"doc_id": r["doc_id"]}) for r in rows]
     chunks = RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=200).split_documents(docs)
-    Chroma.from_documents(chunks, embeddings, persist_directory=str(store), collection_name="lc")
+    Chroma.from_documents(chunks, embeddings, persist_directory=str(store), collection_name="langchain")
     return len(chunks), time.perf_counter() - began
 
 

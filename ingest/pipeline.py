@@ -17,8 +17,10 @@ Guarantees:
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,18 +89,21 @@ def ingest(
     writer = _Writer(settings, store, embedder, progress)
     seen: set[str] = set()
     failed_paths: set[str] = set()
-    for item in load_sources(sources, settings.ingest):
-        if isinstance(item, Failure):
-            writer.report.failed.append((item.source, item.reason))
-            failed_paths.add(item.source.split(" line ")[0].split(" item ")[0])
-            continue
-        if item.doc_id in seen:
-            reason = f"duplicate document id {item.doc_id!r} in this run; kept the first"
-            writer.report.failed.append((item.source_path, reason))
-            continue
-        seen.add(item.doc_id)
-        writer.add(item)
-    writer.flush()
+    try:
+        for item in load_sources(sources, settings.ingest):
+            if isinstance(item, Failure):
+                writer.report.failed.append((item.source, item.reason))
+                failed_paths.add(item.source.split(" line ")[0].split(" item ")[0])
+                continue
+            if item.doc_id in seen:
+                reason = f"duplicate document id {item.doc_id!r} in this run; kept the first"
+                writer.report.failed.append((item.source_path, reason))
+                continue
+            seen.add(item.doc_id)
+            writer.add(item)
+        writer.flush()
+    finally:
+        writer.close()
     if prune:
         _prune(store, sources, seen, failed_paths, writer.existing, writer.report)
     writer.report.seconds = time.perf_counter() - began
@@ -129,7 +134,12 @@ def _recorded_origins(settings: Settings, client: Any) -> list[str]:
 
 
 class _Writer:
-    """Batches new and changed articles, embeds them together and writes them."""
+    """Batches new and changed articles, embeds them together and writes them.
+
+    Writing a batch to Chroma runs in one background thread while the next batch is
+    embedded, so the two cores stay on the encoder; at most one write is in flight, and
+    each article's stale chunks are deleted in the same task, after its new ones.
+    """
 
     def __init__(self, settings: Settings, store: Store, embedder: Embedder, progress: Progress | None) -> None:
         self.settings = settings
@@ -140,6 +150,9 @@ class _Writer:
         self.report = IngestReport()
         self.pending: list[_Pending] = []
         self.articles_done = 0
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qa-bot-write")
+        self._in_flight: Future[None] | None = None
+        self._tick_lock = threading.Lock()
 
     def add(self, article: Article) -> None:
         previous = self.existing.get(article.doc_id)
@@ -156,27 +169,50 @@ class _Writer:
     def flush(self) -> None:
         if not self.pending:
             return
+        batch, self.pending = self.pending, []
         ids, texts, embed_texts, metas = [], [], [], []
-        for p in self.pending:
+        for p in batch:
             for chunk in p.chunks:
                 ids.append(chunk_id(p.article.doc_id, p.article.content_hash, chunk.index))
                 texts.append(chunk.text)
                 embed_texts.append(self._embed_text(p.article, chunk))
                 metas.append(_metadata(p.article, chunk, len(p.chunks)))
         vectors = self.embedder.embed(embed_texts)
+        self.wait()
+        self._in_flight = self._pool.submit(self._write, batch, ids, vectors, texts, metas)
+
+    def wait(self) -> None:
+        """Block until the write in flight is done; re-raise its error here."""
+        if self._in_flight is not None:
+            in_flight, self._in_flight = self._in_flight, None
+            in_flight.result()
+
+    def close(self) -> None:
+        try:
+            self.wait()
+        finally:
+            self._pool.shutdown(wait=True)
+
+    def _write(
+        self,
+        batch: list[_Pending],
+        ids: list[str],
+        vectors: list[list[float]],
+        texts: list[str],
+        metas: list[dict[str, Any]],
+    ) -> None:
         for start in range(0, len(ids), 1000):
             end = start + 1000
             self.store.upsert(ids[start:end], vectors[start:end], texts[start:end], metas[start:end])
         # Only now that the new version is whole do the old chunks go.
         written = set(ids)
-        stale = [cid for p in self.pending if p.previous for cid in p.previous.chunks if cid not in written]
+        stale = [cid for p in batch if p.previous for cid in p.previous.chunks if cid not in written]
         if stale:
             self.store.delete(stale)
-        for p in self.pending:
+        self.report.chunks_written += len(ids)
+        for p in batch:
             (self.report.updated if p.previous else self.report.added).append(p.article.doc_id)
             self._tick()
-        self.report.chunks_written += len(ids)
-        self.pending = []
 
     def _embed_text(self, article: Article, chunk: Chunk) -> str:
         if self.settings.chunking.title_in_embedding and article.title and not chunk.text.startswith(article.title):
@@ -184,7 +220,8 @@ class _Writer:
         return chunk.text
 
     def _tick(self) -> None:
-        self.articles_done += 1
+        with self._tick_lock:  # the writer thread and the main thread both count
+            self.articles_done += 1
         if self.progress:
             self.progress(self.articles_done, self.report.chunks_written)
 

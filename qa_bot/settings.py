@@ -46,7 +46,7 @@ class EmbeddingSettings(_Section):
     model: str = "all-MiniLM-L6-v2"
     # auto: bf16 where the CPU has bf16 instructions (2.2x fp32, same vectors), else fp32.
     backend: Literal["auto", "torch", "torch-bf16", "torch-int8"] = "auto"
-    batch_size: int = Field(32, ge=1, le=1024)
+    batch_size: int = Field(16, ge=1, le=1024)
     max_seq_length: int = Field(256, ge=16, le=512)
 
 
