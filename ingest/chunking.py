@@ -18,68 +18,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from qa_bot.text import Span, split_sentences
+
 CountTokens = Callable[[list[str]], list[int]]
-
-# Words after which a full stop does not end a sentence.
-_ABBREVIATIONS = {
-    "mr",
-    "mrs",
-    "ms",
-    "dr",
-    "prof",
-    "st",
-    "jr",
-    "sr",
-    "gen",
-    "sen",
-    "rep",
-    "gov",
-    "lt",
-    "col",
-    "capt",
-    "sgt",
-    "rev",
-    "no",
-    "vs",
-    "etc",
-    "inc",
-    "co",
-    "corp",
-    "ltd",
-    "jan",
-    "feb",
-    "mar",
-    "apr",
-    "jun",
-    "jul",
-    "aug",
-    "sep",
-    "sept",
-    "oct",
-    "nov",
-    "dec",
-    "u.s",
-    "u.k",
-    "u.n",
-    "e.g",
-    "i.e",
-    "a.m",
-    "p.m",
-    "mt",
-    "ft",
-    "approx",
-    "dept",
-    "est",
-    "fig",
-}
-_BOUNDARY = re.compile(r"[.!?…]+[\"'”’)\]]*\s+|\n+")
-_WORD_BEFORE = re.compile(r"([\w.]+)[.!?…]+[\"'”’)\]]*\s*$")
-
-
-@dataclass(frozen=True)
-class Span:
-    start: int
-    end: int
 
 
 @dataclass(frozen=True)
@@ -89,40 +30,6 @@ class Chunk:
     start: int
     end: int
     tokens: int
-
-
-def split_sentences(text: str) -> list[Span]:
-    """Sentence spans (trimmed of surrounding space) covering all non-space text."""
-    spans: list[Span] = []
-    start = 0
-    for match in _BOUNDARY.finditer(text):
-        end = match.end()
-        if "\n" not in match.group() and _is_abbreviation(text[start:end], text[end : end + 1]):
-            continue
-        _add_span(spans, text, start, end)
-        start = end
-    _add_span(spans, text, start, len(text))
-    return spans
-
-
-def _is_abbreviation(sentence: str, next_char: str) -> bool:
-    found = _WORD_BEFORE.search(sentence)
-    if not found:
-        return False
-    word = found.group(1).lower()
-    if word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha()):
-        return True
-    # "3.5" is caught by the regex only with a space; a lower-case next word means no new sentence.
-    return bool(next_char) and next_char.islower()
-
-
-def _add_span(spans: list[Span], text: str, start: int, end: int) -> None:
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
-    if end > start:
-        spans.append(Span(start, end))
 
 
 def chunk_text(text: str, count_tokens: CountTokens, max_tokens: int, overlap_tokens: int) -> list[Chunk]:

@@ -1,8 +1,9 @@
 import itertools
 
-from ingest.chunking import chunk_text, split_sentences
+from ingest.chunking import chunk_text
 from qa_bot.embeddings import get_embedder
 from qa_bot.settings import EmbeddingSettings
+from qa_bot.text import split_sentences
 from tests.conftest import SAMPLE
 
 
