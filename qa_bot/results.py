@@ -1,0 +1,114 @@
+"""The dataclasses the read path returns: passages, citations, answers, filters."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from typing import Any
+
+
+@dataclass
+class Passage:
+    """One retrieved chunk; ``start``/``end`` are its character offsets in the article text."""
+
+    chunk_id: str
+    doc_id: str
+    title: str
+    source: str
+    url: str
+    published: str
+    text: str
+    start: int
+    end: int
+    score: float = 0.0
+    author: str = ""
+
+    @classmethod
+    def from_chunk(cls, chunk_id: str, text: str, meta: dict[str, Any], score: float = 0.0) -> Passage:
+        return cls(
+            chunk_id=chunk_id,
+            doc_id=str(meta.get("doc_id", "")),
+            title=str(meta.get("title", "")),
+            source=str(meta.get("source", "")),
+            url=str(meta.get("url", "")),
+            published=str(meta.get("published", "")),
+            text=text,
+            start=int(meta.get("start", 0)),
+            end=int(meta.get("end", len(text))),
+            score=score,
+            author=str(meta.get("author", "")),
+        )
+
+
+@dataclass
+class Citation:
+    """``[number]`` in the answer points at ``passage``; ``quote`` is the supporting sentence,
+    an exact substring of ``passage.text`` (``quote_start`` is its offset there)."""
+
+    number: int
+    passage: Passage
+    quote: str
+    quote_start: int = 0
+    support: float = 0.0
+
+
+@dataclass
+class Answer:
+    text: str
+    refused: bool
+    citations: list[Citation] = field(default_factory=list)
+    passages: list[Passage] = field(default_factory=list)
+    # Sentences the model wrote that no passage supports; dropped from ``text``.
+    unsupported: list[str] = field(default_factory=list)
+    # How the text was made: "generated", "extractive" (model output unusable), "refused".
+    mode: str = "generated"
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Filters:
+    """Retrieval filters: sources (any of) and a published date range (inclusive)."""
+
+    source: list[str] = field(default_factory=list)
+    since: date | None = None
+    until: date | None = None
+
+    @classmethod
+    def coerce(cls, value: Filters | dict[str, Any] | None) -> Filters:
+        """Accept a Filters, None, or a dict such as ``{"source": "CNN", "published": ("2024-01-01", None)}``."""
+        if value is None:
+            return cls()
+        if isinstance(value, Filters):
+            return value
+        allowed = {"source", "published", "since", "until"}
+        unknown = set(value) - allowed
+        if unknown:
+            raise ValueError(f"unknown filter {sorted(unknown)[0]!r}; supported filters: {sorted(allowed)}")
+        source = value.get("source") or []
+        sources = [source] if isinstance(source, str) else [str(s) for s in source]
+        since, until = value.get("since"), value.get("until")
+        if value.get("published") is not None:
+            rng = value["published"]
+            if isinstance(rng, dict):
+                since, until = rng.get("since", rng.get("from")), rng.get("until", rng.get("to"))
+            else:
+                since, until = [*list(rng), None, None][:2]
+        return cls(source=sources, since=_to_date(since, "since"), until=_to_date(until, "until"))
+
+    @property
+    def empty(self) -> bool:
+        return not self.source and self.since is None and self.until is None
+
+
+def _to_date(value: Any, name: str) -> date | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value)[:10])
+    except ValueError:
+        raise ValueError(f"filter {name!r} must be an ISO date (YYYY-MM-DD), got {value!r}") from None

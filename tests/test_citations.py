@@ -1,0 +1,86 @@
+"""Citation repair on fixed answer strings: pure logic, with the real embedder for support scores."""
+
+from __future__ import annotations
+
+import pytest
+
+from qa_bot.citations import SupportScorer, extractive_answer, looks_like_refusal, verify_citations
+from qa_bot.embeddings import get_embedder
+from qa_bot.results import Passage
+from qa_bot.settings import EmbeddingSettings
+
+
+def passage(n: int, text: str) -> Passage:
+    return Passage(
+        chunk_id=f"c{n}",
+        doc_id=f"d{n}",
+        title=f"T{n}",
+        source="s",
+        url="",
+        published="",
+        text=text,
+        start=0,
+        end=len(text),
+    )
+
+
+PASSAGES = [
+    passage(1, "The Kremlin said Russia still considers the U.S. an unfriendly country. Peskov spoke on Thursday."),
+    passage(2, "Putin said Trump showed bravery during the assassination attempt in July. He spoke in Sochi."),
+    passage(3, "The central bank raised interest rates to 21 percent to fight inflation."),
+]
+
+
+@pytest.fixture(scope="module")
+def scorer() -> SupportScorer:
+    return SupportScorer(get_embedder(EmbeddingSettings()))
+
+
+@pytest.fixture(scope="module")
+def prepared(scorer: SupportScorer) -> list:
+    return scorer.prepare(PASSAGES)
+
+
+def test_wrong_number_is_corrected(scorer: SupportScorer, prepared: list) -> None:
+    checked = verify_citations(
+        "Putin said Trump showed bravery during the July assassination attempt [3].", prepared, scorer
+    )
+    assert checked.text.endswith("[2].") and "[3]" not in checked.text
+    assert checked.corrected == 1
+    assert [c.number for c in checked.citations] == [2]
+    quote = checked.citations[0].quote
+    assert quote in PASSAGES[1].text and "bravery" in quote
+    assert PASSAGES[1].text[checked.citations[0].quote_start :].startswith(quote)
+
+
+def test_unsupported_sentence_is_dropped(scorer: SupportScorer, prepared: list) -> None:
+    checked = verify_citations(
+        "Russia considers the U.S. an unfriendly country [1]. Putin plans to visit Paris next spring [2].",
+        prepared,
+        scorer,
+    )
+    assert "Paris" not in checked.text and checked.unsupported == ["Putin plans to visit Paris next spring."]
+    assert checked.text == "Russia considers the U.S. an unfriendly country [1]."
+
+
+def test_uncited_supported_sentence_gets_a_citation(scorer: SupportScorer, prepared: list) -> None:
+    checked = verify_citations("The central bank raised rates to 21 percent.", prepared, scorer)
+    assert checked.text == "The central bank raised rates to 21 percent [3]."
+
+
+def test_out_of_range_numbers_never_survive(scorer: SupportScorer, prepared: list) -> None:
+    checked = verify_citations("The central bank raised interest rates to 21 percent [7][0].", prepared, scorer)
+    assert all(1 <= c.number <= len(PASSAGES) for c in checked.citations)
+    assert "[7]" not in checked.text and "[0]" not in checked.text and "[3]" in checked.text
+
+
+def test_extractive_answer_quotes_the_best_sentences(scorer: SupportScorer, prepared: list) -> None:
+    checked = extractive_answer("How high did the central bank raise interest rates?", prepared, scorer)
+    assert checked.text.startswith("The central bank raised interest rates to 21 percent to fight inflation [3].")
+    assert all(c.quote in c.passage.text for c in checked.citations)
+
+
+def test_refusal_phrases() -> None:
+    assert looks_like_refusal("I cannot find the answer to that in the articles.")
+    assert looks_like_refusal("The passages do not mention his birthday.")
+    assert not looks_like_refusal("Putin praised Trump's bravery [1].")
