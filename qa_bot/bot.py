@@ -165,12 +165,17 @@ class QABot:
     def _messages(self, question: str, prepared: list[PassageSentences], history: History | None) -> list[dict]:
         budget = max(40, self.settings.generation.prompt_tokens // max(1, len(prepared)))
         q_vec = np.asarray(self.embedder.embed([question]), dtype=np.float32)[0]
-        blocks = []
+        blocks, seen_docs = [], {}
         for n, ps in enumerate(prepared, start=1):
             p = ps.passage
-            meta = ", ".join(x for x in (p.source, p.published) if x)
             body = self._select_sentences(ps, q_vec, budget)
-            blocks.append(f"[{n}] {p.title}" + (f" ({meta})" if meta else "") + f"\n{body}")
+            if p.doc_id in seen_docs:  # the title again would only cost prompt time
+                blocks.append(f"[{n}] (more of article [{seen_docs[p.doc_id]}])\n{body}")
+                continue
+            seen_docs[p.doc_id] = n
+            meta = ", ".join(x for x in (p.source, p.published) if x)
+            title = p.title if len(p.title) <= 80 else p.title[:80].rsplit(" ", 1)[0] + "…"
+            blocks.append(f"[{n}] {title}" + (f" ({meta})" if meta else "") + f"\n{body}")
         system = (
             "You answer questions about news articles using only the numbered passages the user provides. "
             "Write one to three short sentences. End each sentence with the number of the passage it comes "

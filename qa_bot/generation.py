@@ -128,7 +128,8 @@ class LlamaCppGenerator:
 
     def stream(self, messages: list[Message], max_tokens: int | None = None) -> Iterator[str]:
         with self._lock:
-            self.llm.reset()
+            # No reset(): llama-cpp-python reuses the KV cache of the longest common prefix,
+            # so the fixed system prompt is not processed again for every question.
             chunks = self.llm.create_chat_completion(
                 messages=messages,
                 max_tokens=max_tokens or self.settings.max_tokens,

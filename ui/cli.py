@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    for noisy in ("httpx", "httpcore", "sentence_transformers", "chromadb"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         settings = load_settings(args.config)
         return int(args.func(args, settings))
@@ -77,6 +79,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--since", metavar="DATE", help="only articles published on or after DATE (YYYY-MM-DD)")
     p.add_argument("--until", metavar="DATE", help="only articles published on or before DATE (YYYY-MM-DD)")
     p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("serve", parents=[common], help="serve the chat UI (loopback unless told otherwise)")
+    p.add_argument("--host", help="address to bind (default ui.host, 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default ui.port, 7860)")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("watch", parents=[common], help="re-ingest sources on a schedule")
     p.add_argument("sources", nargs="+", metavar="SOURCE")
@@ -159,6 +166,16 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         meta = ", ".join(x for x in (p.source, p.published, p.url) if x)
         print(f"\n[{c.number}] {p.title}" + (f" ({meta})" if meta else ""))
         print(f'    "{c.quote}"')
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- serve
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from ui.app import serve
+
+    serve(settings, host=args.host, port=args.port)
     return EXIT_OK
 
 

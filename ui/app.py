@@ -1,0 +1,355 @@
+"""The Gradio chat app: ask, read the cited sources, add and manage articles.
+
+Usage::
+
+    qa-bot serve [--host 127.0.0.1] [--port 7860]
+    # or from Python:
+    from ui.app import build_app
+    build_app(settings).queue().launch()
+
+Everything that comes from an article (titles, text, sources, URLs) is HTML-escaped before
+it reaches the page, links are emitted only for http(s) URLs, and the chat renders answers
+as escaped Markdown: article text is shown as text and never runs in the page.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import ipaddress
+import os
+import re
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import gradio as gr
+
+from ingest import ingest
+from ingest.loaders import SUPPORTED
+from qa_bot import REFUSAL, Answer, QABot, QuestionError
+from qa_bot.bot import EMPTY_STORE
+from qa_bot.generation import GenerationError
+from qa_bot.settings import Settings
+from qa_bot.store import StoreError
+
+EMPTY_HINT = (
+    "No articles yet. Add some in the **Articles** tab (upload files or paste URLs), "
+    "or run `qa-bot ingest PATH-OR-URL`."
+)
+CSS = """
+.qa-card {border: 1px solid #d0d7de; border-radius: 8px; padding: 10px 12px; margin: 8px 0; background: #fff;}
+.qa-card h4 {margin: 0 0 4px 0;}
+.qa-meta {color: #57606a; font-size: 0.85em; margin-bottom: 6px;}
+.qa-passage {font-size: 0.9em; line-height: 1.45; white-space: pre-wrap;}
+.qa-passage mark {background: #fff3a3; padding: 0 2px;}
+.qa-refused {border-left: 4px solid #cf222e; padding-left: 8px; color: #57606a;}
+"""
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~&])")
+
+
+def escape_markdown(text: str) -> str:
+    """Escape Markdown and HTML so the chat shows model and article text literally."""
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
+
+def display_answer(answer: Answer) -> str:
+    if answer.refused:
+        return "🚫 *" + escape_markdown(answer.text) + "*"
+    return escape_markdown(answer.text)
+
+
+def safe_url(url: str) -> str | None:
+    """Only http(s) links are ever emitted."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return None
+    return url.strip() if parts.scheme in ("http", "https") and parts.netloc else None
+
+
+def render_sources(answer: Answer | None) -> str:
+    """Source cards: title, source, date, link, and the passage with the quote highlighted."""
+    if answer is None:
+        return ""
+    if answer.refused:
+        return f'<div class="qa-refused">{html.escape(answer.text)}</div>'
+    cards = []
+    for c in answer.citations:
+        p = c.passage
+        url = safe_url(p.url)
+        title = html.escape(p.title or p.doc_id)
+        heading = (
+            f'<a href="{html.escape(url, quote=True)}" target="_blank" rel="noopener noreferrer">{title}</a>'
+            if url
+            else title
+        )
+        meta = " · ".join(html.escape(x) for x in (p.source, p.published) if x)
+        start = p.text.find(c.quote)
+        if start < 0:
+            body = html.escape(p.text)
+        else:
+            end = start + len(c.quote)
+            body = html.escape(p.text[:start]) + "<mark>" + html.escape(c.quote) + "</mark>" + html.escape(p.text[end:])
+        cards.append(
+            f'<div class="qa-card" data-citation="{c.number}"><h4>[{c.number}] {heading}</h4>'
+            f'<div class="qa-meta">{meta}</div><div class="qa-passage">{body}</div></div>'
+        )
+    return "\n".join(cards)
+
+
+class App:
+    """State shared by all sessions: one bot (models load once), one upload folder."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.bot = QABot(settings)
+        self.upload_dir = Path(tempfile.mkdtemp(prefix="qa-bot-uploads-"))
+        os.chmod(self.upload_dir, 0o700)
+        self._ingest_lock = threading.Lock()
+
+    # ------------------------------------------------------------ chat
+
+    def respond(
+        self, message: str, chat: list[dict], history: list[tuple[str, str]], sources: list[str], since: str, until: str
+    ) -> Iterator[tuple[list[dict], list[tuple[str, str]], str, str]]:
+        chat = [
+            *chat,
+            {"role": "user", "content": escape_markdown(message or "")},
+            {"role": "assistant", "content": "…"},
+        ]
+        filters = {"source": sources or [], "since": since or None, "until": until or None}
+        try:
+            if self.bot.store.count() == 0:
+                chat[-1]["content"] = "🚫 " + EMPTY_HINT
+                yield chat, history, "", render_sources(Answer(text=EMPTY_STORE, refused=True))
+                return
+            raw = ""
+            for part in self.bot.stream(message, history=history, filters=filters):
+                if isinstance(part, Answer):
+                    chat[-1]["content"] = display_answer(part)
+                    history = [*history, (message, part.text)]
+                    yield chat, history, "", render_sources(part)
+                else:
+                    raw += part
+                    chat[-1]["content"] = escape_markdown(raw)
+                    yield chat, history, "", gr.skip()
+        except (QuestionError, ValueError, GenerationError, StoreError) as exc:
+            chat[-1]["content"] = "⚠️ " + escape_markdown(str(exc))
+            yield chat, history, message, ""
+
+    def source_choices(self) -> list[str]:
+        try:
+            return sorted({a["source"] for a in self.articles() if a["source"]})
+        except StoreError:
+            return []
+
+    # ------------------------------------------------------------ articles
+
+    def articles(self) -> list[dict[str, Any]]:
+        docs = self.bot.store.documents()
+        return sorted(
+            (
+                {
+                    "title": d.title,
+                    "source": d.source,
+                    "published": d.published,
+                    "chunks": len(d.chunks),
+                    "doc_id": d.doc_id,
+                }
+                for d in docs.values()
+            ),
+            key=lambda a: (a["published"], a["title"]),
+            reverse=True,
+        )
+
+    def article_rows(self) -> list[list[Any]]:
+        return [[a["title"], a["source"], a["published"], a["chunks"], a["doc_id"]] for a in self.articles()]
+
+    def save_uploads(self, files: list[str] | None) -> tuple[dict[str, str], list[tuple[str, str]]]:
+        """Copy uploads into the private folder under generated names; refuse bad ones.
+
+        Returns {saved path: the name the user uploaded} and the refused (name, reason).
+        """
+        saved: dict[str, str] = {}
+        failed: list[tuple[str, str]] = []
+        limit = self.settings.ingest.max_file_mb * 1024 * 1024
+        for item in files or []:
+            path = Path(item if isinstance(item, str) else getattr(item, "name", str(item)))
+            original = path.name
+            suffix = path.suffix.lower()
+            if suffix not in SUPPORTED:
+                failed.append((original, f"unsupported file type '{suffix}'; supported: {', '.join(SUPPORTED)}"))
+                continue
+            if path.stat().st_size > limit:
+                failed.append((original, f"over the limit ingest.max_file_mb = {self.settings.ingest.max_file_mb:g}"))
+                continue
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+            target = self.upload_dir / f"upload-{digest}{suffix}"  # our name: no path from the user is used
+            shutil.copyfile(path, target)
+            saved[str(target)] = original
+        return saved, failed
+
+    def ingest_sources(self, files: list[str] | None, urls: str, progress: gr.Progress | None = None) -> str:
+        saved, failed = self.save_uploads(files)
+        links = [u.strip() for u in (urls or "").splitlines() if u.strip()]
+        bad_links = [u for u in links if not safe_url(u)]
+        failed += [(u, "not an http(s) URL") for u in bad_links]
+        sources = list(saved) + [u for u in links if u not in bad_links]
+        if not sources and not failed:
+            return "Nothing to ingest: upload files or paste URLs (one per line)."
+        with self._ingest_lock:
+
+            def tick(articles: int, chunks: int) -> None:
+                if progress is not None:
+                    progress((articles, None), desc=f"{articles} articles, {chunks} chunks", unit="articles")
+
+            report = ingest(sources, self.settings, progress=tick) if sources else None
+        self.bot.retriever.invalidate()
+        return format_report(report, failed, names=saved)
+
+    def reingest(self, progress: gr.Progress | None = None) -> str:
+        origins = sorted({d.origin for d in self.bot.store.documents().values() if d.origin})
+        if not origins:
+            return "Nothing to re-ingest yet."
+        with self._ingest_lock:
+            report = ingest(origins, self.settings)
+        self.bot.retriever.invalidate()
+        return format_report(report, [])
+
+    def delete(self, doc_id: str) -> str:
+        docs = self.bot.store.documents()
+        if doc_id not in docs:
+            return f"No article with id {doc_id!r}."
+        self.bot.store.delete(sorted(docs[doc_id].chunks))
+        self.bot.retriever.invalidate()
+        return f"Deleted {docs[doc_id].title or doc_id}."
+
+
+def format_report(report: Any, failed: list[tuple[str, str]], names: dict[str, str] | None = None) -> str:
+    """The ingest report as Markdown; uploads are named as the user named them."""
+    names = names or {}
+    lines = []
+    if report is not None:
+        failed = [*failed, *report.failed]
+        lines.append(
+            f"**{len(report.added)} added, {len(report.updated)} updated, {len(report.unchanged)} unchanged, "
+            f"{len(report.removed)} removed, {len(failed)} failed** "
+            f"({report.chunks_written} chunks in {report.seconds:.1f} s)"
+        )
+    elif failed:
+        lines.append(f"**0 added, {len(failed)} failed**")
+    for source, reason in failed:
+        shown = names.get(source.split(" line ")[0], source)
+        lines.append(f"- failed: {escape_markdown(shown)}: {escape_markdown(reason)}")
+    return "\n".join(lines)
+
+
+def build_app(settings: Settings) -> gr.Blocks:
+    app = App(settings)
+    with gr.Blocks(title="qa-bot: news questions") as demo:
+        gr.Markdown("## qa-bot — ask the news articles")
+        history = gr.State([])
+        with gr.Tab("Chat"):
+            with gr.Row():
+                with gr.Column(scale=3):
+                    chatbot = gr.Chatbot(
+                        label="Chat", height=460, sanitize_html=True, elem_id="chat", placeholder=EMPTY_HINT
+                    )
+                    question = gr.Textbox(placeholder="Ask about the articles…", show_label=False, elem_id="question")
+                    with gr.Row():
+                        send = gr.Button("Ask", variant="primary", elem_id="ask")
+                        clear = gr.Button("Clear chat", elem_id="clear")
+                    with gr.Accordion("Filters", open=False):
+                        sources = gr.Dropdown(
+                            choices=app.source_choices(), multiselect=True, label="Sources", elem_id="sources"
+                        )
+                        since = gr.Textbox(label="Published on or after (YYYY-MM-DD)", elem_id="since")
+                        until = gr.Textbox(label="Published on or before (YYYY-MM-DD)", elem_id="until")
+                with gr.Column(scale=2):
+                    gr.Markdown("### Sources")
+                    cards = gr.HTML(elem_id="source-cards")
+            inputs = [question, chatbot, history, sources, since, until]
+            outputs = [chatbot, history, question, cards]
+            send.click(app.respond, inputs, outputs)
+            question.submit(app.respond, inputs, outputs)
+            clear.click(lambda: ([], [], "", ""), None, outputs)
+        with gr.Tab("Articles") as articles_tab:
+            files = gr.File(
+                label="Upload articles", file_count="multiple", elem_id="upload", file_types=list(SUPPORTED)
+            )
+            urls = gr.Textbox(label="Article or feed URLs, one per line", lines=3, elem_id="urls")
+            with gr.Row():
+                add = gr.Button("Ingest", variant="primary", elem_id="ingest")
+                again = gr.Button("Re-ingest all sources", elem_id="reingest")
+            report = gr.Markdown(elem_id="report")
+            table = gr.Dataframe(
+                headers=["title", "source", "published", "chunks", "id"],
+                interactive=False,
+                elem_id="articles",
+                wrap=True,
+            )
+            with gr.Row():
+                doc = gr.Textbox(label="Article id to delete", elem_id="delete-id")
+                delete = gr.Button("Delete", variant="stop", elem_id="delete")
+
+            def refreshed(message: str) -> tuple[str, list[list[Any]], Any]:
+                return message, app.article_rows(), gr.update(choices=app.source_choices())
+
+            add.click(
+                lambda f, u, progress=gr.Progress(): refreshed(app.ingest_sources(f, u, progress)),
+                [files, urls],
+                [report, table, sources],
+            )
+            again.click(
+                lambda progress=gr.Progress(): refreshed(app.reingest(progress)),
+                None,
+                [report, table, sources],
+            )
+            delete.click(lambda d: refreshed(app.delete(d.strip())), [doc], [report, table, sources])
+            articles_tab.select(lambda: app.article_rows(), None, table)
+        demo.load(lambda: gr.update(choices=app.source_choices()), None, sources)
+    demo.qa_app = app  # type: ignore[attr-defined]
+    return demo
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(settings: Settings, host: str | None = None, port: int | None = None) -> None:
+    """Serve on loopback by default; anywhere else only behind a login from the environment."""
+    host = host or settings.ui.host
+    port = port or settings.ui.port
+    auth = None
+    if not is_loopback(host):
+        user, password = os.environ.get(settings.ui.user_env), os.environ.get(settings.ui.password_env)
+        if not user or not password:
+            raise SystemExit(
+                f"qa-bot serve: binding to {host} needs a login; set {settings.ui.user_env} and "
+                f"{settings.ui.password_env} (names from ui.user_env / ui.password_env)"
+            )
+        auth = (user, password)
+    demo = build_app(settings)
+    demo.queue(default_concurrency_limit=4)
+    demo.launch(
+        server_name=host,
+        server_port=port,
+        auth=auth,
+        show_error=False,
+        css=CSS,
+        max_file_size=f"{int(settings.ingest.max_file_mb)}mb",
+        footer_links=[],
+    )
+
+
+__all__ = ["REFUSAL", "build_app", "display_answer", "escape_markdown", "render_sources", "safe_url", "serve"]
