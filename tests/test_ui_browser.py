@@ -1,0 +1,198 @@
+"""The chat app in a real browser: Debian's Chromium driven by Playwright, the server on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ingest import ingest
+from tests.conftest import ROOT, SAMPLE, free_port, make_settings
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
+
+XSS_TITLE = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2"> Harbour festival report'
+XSS_BODY = (
+    "The harbour festival in Valletta drew forty thousand visitors on Saturday. "
+    '<a href="javascript:window.__xss = 3">Click for tickets</a> '
+    "The fireworks over the Grand Harbour lasted twenty minutes."
+)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    folder = tmp_path_factory.mktemp("ui")
+    store = folder / "store"
+    config = folder / "config.yaml"
+    config.write_text(
+        json.dumps(
+            {
+                "store": {"path": str(store), "collection": "test"},
+                "generation": {"model": "smollm2-135m", "max_tokens": 60},
+            }
+        )
+    )
+    assert ingest([str(SAMPLE)], make_settings(store)).ok
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ui.cli", "serve", "--config", str(config), "--port", str(port)],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=(folder / "serve.log").open("w"),
+    )
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 120
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2).read()
+            break
+        except OSError:
+            if proc.poll() is not None or time.time() > deadline:
+                proc.kill()
+                pytest.fail("the app did not start: " + (folder / "serve.log").read_text()[-2000:])
+            time.sleep(0.5)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+def open_page(browser: object, url: str) -> object:
+    page = browser.new_page(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
+    page.goto(url)
+    page.wait_for_selector("#question textarea")
+    return page
+
+
+def ask(page: object, question: str) -> None:
+    page.fill("#question textarea", question)  # type: ignore[attr-defined]
+    page.click("#ask")  # type: ignore[attr-defined]
+
+
+def last_answer(page: object) -> str:
+    messages = page.locator("#chat .message-row, #chat [data-testid='bot']")  # type: ignore[attr-defined]
+    return messages.last.inner_text() if messages.count() else ""
+
+
+def wait_for_cards(page: object, timeout: float = 180) -> None:
+    page.wait_for_selector(
+        "#source-cards .qa-card, #source-cards .qa-refused",  # type: ignore[attr-defined]
+        timeout=timeout * 1000,
+    )
+
+
+def test_streamed_answer_with_citation_and_source_card(server: str, browser: object) -> None:
+    page = open_page(browser, server)
+    ask(page, "What did Putin say at the forum in Sochi?")
+    seen: list[str] = []
+    deadline = time.time() + 180
+    while time.time() < deadline and not page.locator("#source-cards .qa-card, #source-cards .qa-refused").count():
+        text = page.inner_text("#chat")
+        if not seen or text != seen[-1]:
+            seen.append(text)
+        time.sleep(0.05)
+    assert page.locator("#source-cards .qa-card").count() >= 1, page.inner_text("#source-cards")
+    assert len(seen) >= 3, "the answer did not arrive in pieces"
+    card = page.locator("#source-cards .qa-card").first
+    number = card.get_attribute("data-citation")
+    assert f"[{number}]" in page.inner_text("#chat")
+    assert "Putin" in card.inner_text() and card.locator("mark").count() == 1
+    assert card.locator("mark").inner_text() in SAMPLE.read_text()
+    page.screenshot(path=str(ROOT / "docs" / "screenshot.png"), full_page=True)
+    page.close()
+
+
+def test_unanswerable_question_shows_a_refusal(server: str, browser: object) -> None:
+    page = open_page(browser, server)
+    ask(page, "What is the boiling point of liquid nitrogen in kelvin?")
+    page.wait_for_selector("#source-cards .qa-refused", timeout=120_000)
+    assert "🚫" in page.inner_text("#chat") and "cannot find the answer" in page.inner_text("#chat")
+    assert page.locator("#source-cards .qa-card").count() == 0
+    page.click("#clear")
+    page.wait_for_function("() => !document.querySelector('#chat').innerText.includes('nitrogen')")
+    page.close()
+
+
+def upload(page: object, path: Path) -> str:
+    page.get_by_role("tab", name="Articles").click()  # type: ignore[attr-defined]
+    page.set_input_files("#upload input[type=file]", str(path))  # type: ignore[attr-defined]
+    page.wait_for_timeout(1000)  # type: ignore[attr-defined]
+    page.click("#ingest")  # type: ignore[attr-defined]
+    page.wait_for_function("() => /added/.test(document.querySelector('#report').innerText)", timeout=120_000)  # type: ignore[attr-defined]
+    report = page.inner_text("#report")  # type: ignore[attr-defined]
+    page.get_by_role("tab", name="Chat").click()  # type: ignore[attr-defined]
+    return report
+
+
+def test_uploaded_article_answers_questions(server: str, browser: object, tmp_path: Path) -> None:
+    article = tmp_path / "lunar.txt"
+    article.write_text(
+        "Lunar probe finds ice\nA lunar probe named Selene-7 found water ice in the Shackleton "
+        "crater on Tuesday. The probe drilled two metres into the crater floor. "
+        "Mission scientists said the ice could supply future crews with drinking water."
+    )
+    page = open_page(browser, server)
+    assert "1 added" in upload(page, article)
+    ask(page, "What did the Selene-7 probe find in the Shackleton crater?")
+    wait_for_cards(page)
+    cards = page.inner_text("#source-cards")
+    assert "Lunar probe finds ice" in cards and "Shackleton" in cards
+    page.close()
+
+
+def test_script_payload_in_an_article_runs_nothing(server: str, browser: object, tmp_path: Path) -> None:
+    article = tmp_path / "festival.txt"
+    article.write_text(XSS_TITLE + "\n" + XSS_BODY)
+    page = open_page(browser, server)
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    assert "1 added" in upload(page, article)
+    page.get_by_role("tab", name="Articles").click()
+    page.wait_for_function("() => document.querySelector('#articles').innerText.includes('Harbour festival')")
+    assert "<script>" in page.inner_text("#articles")  # shown literally
+    page.get_by_role("tab", name="Chat").click()
+    ask(page, "How many visitors did the harbour festival in Valletta draw?")
+    wait_for_cards(page)
+    cards = page.inner_text("#source-cards")
+    assert "<script>window.__xss = 1</script>" in cards and "Harbour festival report" in cards
+    assert page.evaluate("() => window.__xss") is None
+    assert page.locator("a[href^='javascript:']").count() == 0
+    assert page.locator("#source-cards script, #source-cards img").count() == 0
+    assert not dialogs
+    page.close()
+
+
+def test_two_people_asking_at_once_both_get_answers(server: str, browser: object) -> None:
+    first, second = open_page(browser, server), open_page(browser, server)
+    ask(first, "What did Putin say about Ukraine?")
+    ask(second, "What does the Kremlin think of the United States?")
+    for page in (first, second):
+        wait_for_cards(page, timeout=300)
+        text = page.inner_text("#chat")
+        assert "…" not in text.splitlines()[-1] and len(text) > 40
+        page.close()
