@@ -42,6 +42,10 @@ REFUSAL_PATTERNS = re.compile(
 )
 
 
+# "It rained. [1]" -> "It rained [1]." so that the mark stays with its sentence.
+_MARK_AFTER_STOP = re.compile(r"([.!?])\s*((?:\[\d+(?:\s*[,;]\s*\d+)*\]\s*)+)")
+
+
 def content_words(text: str) -> list[str]:
     return [w for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
 
@@ -116,6 +120,7 @@ def verify_citations(
     answer: str, prepared: list[PassageSentences], scorer: SupportScorer, threshold: float = 0.5
 ) -> Checked:
     """Check, correct and complete the ``[n]`` citations of ``answer`` against the passages."""
+    answer = _MARK_AFTER_STOP.sub(lambda m: " " + "".join(m.group(2).split()) + m.group(1) + " ", answer)
     sentences = [answer[s.start : s.end] for s in split_sentences(answer.strip())]
     claims = [strip_citations(s) for s in sentences]
     keep = [i for i, c in enumerate(claims) if len(content_words(c)) > 0]

@@ -97,7 +97,7 @@ class GenerationSettings(_Section):
     context_tokens: int = Field(2048, ge=256)
     max_tokens: int = Field(200, ge=1)
     # Passage text given to the model, in its tokens: prompt processing dominates latency.
-    prompt_tokens: int = Field(500, ge=50)
+    prompt_tokens: int = Field(350, ge=50)
     temperature: float = Field(0.0, ge=0, le=2)
     seed: int = 0
     threads: int = Field(2, ge=1)

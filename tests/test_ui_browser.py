@@ -106,7 +106,7 @@ def wait_for_cards(page: object, timeout: float = 180) -> None:
     )
 
 
-def test_streamed_answer_with_citation_and_source_card(server: str, browser: object) -> None:
+def test_streamed_answer_with_citation_and_source_card(server: str, browser: object, tmp_path: Path) -> None:
     page = open_page(browser, server)
     ask(page, "What did Putin say at the forum in Sochi?")
     seen: list[str] = []
@@ -123,7 +123,8 @@ def test_streamed_answer_with_citation_and_source_card(server: str, browser: obj
     assert f"[{number}]" in page.inner_text("#chat")
     assert "Putin" in card.inner_text() and card.locator("mark").count() == 1
     assert card.locator("mark").inner_text() in SAMPLE.read_text()
-    page.screenshot(path=str(ROOT / "docs" / "screenshot.png"), full_page=True)
+    page.screenshot(path=str(tmp_path / "answer.png"), full_page=True)
+    assert (tmp_path / "answer.png").stat().st_size > 10_000
     page.close()
 
 
