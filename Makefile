@@ -23,6 +23,7 @@ $(STAMP): pyproject.toml requirements-models.txt Makefile
 run: install
 	$(VENV)/bin/qa-bot ingest data/articles
 	$(VENV)/bin/qa-bot stats
+	$(VENV)/bin/qa-bot serve
 
 test: install
 	$(VENV)/bin/ruff check qa_bot ingest ui tests benchmarks
@@ -30,6 +31,9 @@ test: install
 
 bench: install
 	$(PY) benchmarks/ingest_speed.py
+	$(PY) benchmarks/retrieval_recall.py
+	$(PY) benchmarks/query_latency.py
+	$(PY) benchmarks/serve_memory.py
 
 clean:
 	rm -rf $(VENV) var

@@ -18,6 +18,7 @@ import re
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from qa_bot.embeddings import EmbeddingError
@@ -79,6 +80,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--since", metavar="DATE", help="only articles published on or after DATE (YYYY-MM-DD)")
     p.add_argument("--until", metavar="DATE", help="only articles published on or before DATE (YYYY-MM-DD)")
     p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("eval", parents=[common], help="measure retrieval, answers, citations, refusals, latency")
+    p.add_argument("dataset", type=Path, metavar="DATASET_DIR", help="folder with corpus.jsonl and questions.jsonl")
+    p.add_argument("--limit", type=int, help="a fixed random sample of N questions")
+    p.add_argument("--k", type=int, default=4, help="passages per question (default 4)")
+    p.add_argument("--json", type=Path, metavar="OUT", help="write every figure and per-question result here")
+    p.add_argument("--baseline", choices=["langchain"], help="also run the LangChain tutorial pipeline")
+    p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("serve", parents=[common], help="serve the chat UI (loopback unless told otherwise)")
     p.add_argument("--host", help="address to bind (default ui.host, 127.0.0.1)")
@@ -166,6 +175,33 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         meta = ", ".join(x for x in (p.source, p.published, p.url) if x)
         print(f"\n[{c.number}] {p.title}" + (f" ({meta})" if meta else ""))
         print(f'    "{c.quote}"')
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- eval
+
+
+def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+
+    from tqdm import tqdm
+
+    from ui.evaluate import format_table, run_eval
+
+    for name in ("corpus.jsonl", "questions.jsonl"):
+        if not (args.dataset / name).is_file():
+            print(f"qa-bot eval: {args.dataset} has no {name}", file=sys.stderr)
+            return EXIT_USAGE
+
+    def progress_factory(total: int, label: str) -> Callable[[], None]:
+        bar = tqdm(total=total, desc=label, unit=" questions", file=sys.stderr)
+        return lambda: bar.update(1)
+
+    result = run_eval(args.dataset, settings, args.limit, args.k, args.baseline, progress_factory)
+    print(format_table(result))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2, ensure_ascii=False))
+        print(f"\nwrote {args.json}")
     return EXIT_OK
 
 
