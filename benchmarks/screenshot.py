@@ -1,0 +1,53 @@
+"""The README screenshot: the real app, default model, answering a question about the sample article.
+
+Usage::
+
+    .venv/bin/python benchmarks/screenshot.py [--out docs/screenshot.png]
+
+Same tooling as the browser tests: the app served on a free loopback port, Debian's Chromium
+driven by Playwright.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.served import served_app  # noqa: E402
+
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshot.png")
+    parser.add_argument("--question", default="Why did Putin praise Trump?")
+    args = parser.parse_args()
+    with served_app() as (url, _pid), sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 860})
+        page.goto(url)
+        page.fill("#question textarea", args.question)
+        page.click("#ask")
+        page.wait_for_selector("#source-cards .qa-card, #source-cards .qa-refused", timeout=300_000)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(args.out), full_page=True)
+        print(page.inner_text("#chat"))
+        browser.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""A temporary qa-bot app for benchmarks: sample articles ingested, served on a free loopback port.
+
+Usage::
+
+    with served_app() as (url, pid):
+        ...  # talk to url; read /proc/<pid>/status
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@contextmanager
+def served_app() -> Iterator[tuple[str, int]]:
+    """The default config (so the default model) over the sample article and the 60 test articles."""
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "config.yaml"
+        config.write_text(
+            json.dumps(
+                {"store": {"path": str(Path(tmp) / "store")}, "generation": {"cache_dir": str(ROOT / "var" / "models")}}
+            )
+        )
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        cli = [sys.executable, "-m", "ui.cli"]
+        subprocess.run(
+            [
+                *cli,
+                "ingest",
+                str(ROOT / "data" / "articles"),
+                str(ROOT / "tests" / "data"),
+                "--config",
+                str(config),
+                "--quiet",
+            ],
+            check=True,
+            env=env,
+        )
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        proc = subprocess.Popen(
+            [*cli, "serve", "--config", str(config), "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            url = f"http://127.0.0.1:{port}/"
+            for _ in range(240):
+                try:
+                    urllib.request.urlopen(url, timeout=2)
+                    break
+                except OSError:
+                    time.sleep(0.5)
+            yield url, proc.pid
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
