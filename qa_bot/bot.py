@@ -118,12 +118,13 @@ class QABot:
             yield Answer(text=text, refused=True, mode="refused", timings=timings)
             return
         prepared = self.scorer.prepare(passages)
-        evidence = self._evidence(question, prepared)
+        q_vec = np.asarray(self.embedder.embed([question]), dtype=np.float32)[0]  # once, for evidence and prompt
+        evidence = self._evidence(question, q_vec, prepared)
         timings["evidence"] = evidence
         if evidence < self.settings.answer.refuse_below:
             yield Answer(text=REFUSAL, refused=True, passages=passages, mode="refused", timings=timings)
             return
-        messages = self._messages(question, prepared, history)
+        messages = self._messages(question, q_vec, prepared, history)
         raw = []
         for delta in self.generator.stream(messages):
             if not raw:
@@ -150,9 +151,8 @@ class QABot:
             )
         return " ".join(question.split())
 
-    def _evidence(self, question: str, prepared: list[PassageSentences]) -> float:
+    def _evidence(self, question: str, q_vec: np.ndarray, prepared: list[PassageSentences]) -> float:
         """How well the best passage sentence matches the question (same scale as support)."""
-        q_vec = np.asarray(self.embedder.embed([question]), dtype=np.float32)[0]
         words = set(content_words(question))
         best = 0.0
         for ps in prepared:
@@ -162,9 +162,10 @@ class QABot:
                 best = max(best, 0.5 * float(cos[j]) + 0.5 * lexical)
         return best
 
-    def _messages(self, question: str, prepared: list[PassageSentences], history: History | None) -> list[dict]:
+    def _messages(
+        self, question: str, q_vec: np.ndarray, prepared: list[PassageSentences], history: History | None
+    ) -> list[dict]:
         budget = max(40, self.settings.generation.prompt_tokens // max(1, len(prepared)))
-        q_vec = np.asarray(self.embedder.embed([question]), dtype=np.float32)[0]
         blocks, seen_docs = [], {}
         for n, ps in enumerate(prepared, start=1):
             p = ps.passage
