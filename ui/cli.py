@@ -35,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
-    for noisy in ("httpx", "httpcore", "sentence_transformers", "chromadb"):
+    # bm25s sets its own logger to DEBUG; the others chatter at INFO.
+    for noisy in ("httpx", "httpcore", "sentence_transformers", "chromadb", "bm25s"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         settings = load_settings(args.config)
