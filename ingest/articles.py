@@ -18,6 +18,8 @@ class Failure:
 
     source: str
     reason: str
+    # The file or URL this failure belongs to (a JSON line's failure names its dump file).
+    path: str = ""
 
     def __str__(self) -> str:
         return f"{self.source}: {self.reason}"

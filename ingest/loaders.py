@@ -209,9 +209,9 @@ def _parse_dump(text: str, suffix: str, where: str, base: dict[str, str]) -> Ite
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
-                yield Failure(f"{where} line {number}", f"malformed JSON: {exc.msg} at column {exc.colno}")
+                yield Failure(f"{where} line {number}", f"malformed JSON: {exc.msg} at column {exc.colno}", where)
                 continue
-            yield _record(record, f"{where} line {number}", f"{Path(where).name}#{number}", base)
+            yield _record(record, f"{where} line {number}", f"{Path(where).name}#{number}", base, where)
         return
     try:
         data = json.loads(text)
@@ -223,15 +223,15 @@ def _parse_dump(text: str, suffix: str, where: str, base: dict[str, str]) -> Ite
         yield Failure(where, "expected an article object or a list of article objects")
         return
     for number, record in enumerate(records, start=1):
-        yield _record(record, f"{where} item {number}", f"{Path(where).name}#{number}", base)
+        yield _record(record, f"{where} item {number}", f"{Path(where).name}#{number}", base, where)
 
 
-def _record(record: Any, where: str, fallback_id: str, base: dict[str, str]) -> Item:
+def _record(record: Any, where: str, fallback_id: str, base: dict[str, str], path: str) -> Item:
     if not isinstance(record, dict):
-        return Failure(where, f"expected a JSON object, got {type(record).__name__}")
+        return Failure(where, f"expected a JSON object, got {type(record).__name__}", path)
     text = record.get("text")
     if not isinstance(text, str) or not text.strip():
-        return Failure(where, "the record has no 'text'")
+        return Failure(where, "the record has no 'text'", path)
     given = record.get("doc_id") or record.get("id")
     url = record.get("url") or ""
     doc_id = str(given) if given not in (None, "") else (canonical_url(url) if url else fallback_id)

@@ -93,7 +93,7 @@ def ingest(
         for item in load_sources(sources, settings.ingest):
             if isinstance(item, Failure):
                 writer.report.failed.append((item.source, item.reason))
-                failed_paths.add(item.source.split(" line ")[0].split(" item ")[0])
+                failed_paths.add(item.path or item.source)
                 continue
             if item.doc_id in seen:
                 reason = f"duplicate document id {item.doc_id!r} in this run; kept the first"

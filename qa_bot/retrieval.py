@@ -61,7 +61,7 @@ class LexicalIndex:
 
         self._bm25s = bm25s
         self.stemmer = Stemmer.Stemmer("english")
-        rows = _all_chunks(store)
+        rows = store.rows(["documents", "metadatas"])
         self.ids = [r[0] for r in rows]
         self.texts = [r[1] for r in rows]
         self.metas = [r[2] for r in rows]
@@ -107,17 +107,6 @@ class LexicalIndex:
         top = np.argpartition(-scores, n - 1)[:n]
         top = top[np.argsort(-scores[top])]
         return [(int(i), float(scores[i])) for i in top if scores[i] > 0]
-
-
-def _all_chunks(store: Store, page: int = 5000) -> list[tuple[str, str, dict[str, Any]]]:
-    rows: list[tuple[str, str, dict[str, Any]]] = []
-    offset = 0
-    while True:
-        got = store.collection.get(include=["documents", "metadatas"], limit=page, offset=offset)
-        rows.extend(zip(got["ids"], got["documents"], got["metadatas"], strict=True))
-        if len(got["ids"]) < page:
-            return rows
-        offset += page
 
 
 # ---------------------------------------------------------------- time cues

@@ -150,16 +150,20 @@ class Store:
     def count(self) -> int:
         return self.collection.count()
 
-    def all_metadatas(self, page: int = 5000) -> list[tuple[str, dict[str, Any]]]:
-        """(chunk id, metadata) of every chunk, fetched in pages."""
-        rows: list[tuple[str, dict[str, Any]]] = []
+    def rows(self, include: list[str], page: int = 5000) -> list[tuple[Any, ...]]:
+        """(chunk id, *the included fields) of every chunk, fetched in pages."""
+        rows: list[tuple[Any, ...]] = []
         offset = 0
         while True:
-            got = self.collection.get(include=["metadatas"], limit=page, offset=offset)
-            rows.extend(zip(got["ids"], got["metadatas"] or [], strict=True))
+            got = self.collection.get(include=include, limit=page, offset=offset)
+            rows.extend(zip(got["ids"], *(got[field] or [] for field in include), strict=True))
             if len(got["ids"]) < page:
                 return rows
             offset += page
+
+    def all_metadatas(self) -> list[tuple[str, dict[str, Any]]]:
+        """(chunk id, metadata) of every chunk."""
+        return self.rows(["metadatas"])  # type: ignore[return-value]
 
     def documents(self) -> dict[str, DocInfo]:
         """Every article in the store, from its chunks' metadata."""

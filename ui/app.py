@@ -244,7 +244,7 @@ def format_report(report: Any, failed: list[tuple[str, str]], names: dict[str, s
     elif failed:
         lines.append(f"**0 added, {len(failed)} failed**")
     for source, reason in failed:
-        shown = names.get(source.split(" line ")[0], source)
+        shown = next((source.replace(path, name) for path, name in names.items() if source.startswith(path)), source)
         lines.append(f"- failed: {escape_markdown(shown)}: {escape_markdown(reason)}")
     return "\n".join(lines)
 

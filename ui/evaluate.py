@@ -26,7 +26,7 @@ from typing import Any
 
 from ingest import ingest
 from qa_bot import Answer, QABot
-from qa_bot.citations import CITATION, content_words, looks_like_refusal
+from qa_bot.citations import CITATION, content_words
 from qa_bot.settings import Settings
 
 
@@ -217,7 +217,3 @@ def _fmt(value: Any) -> str:
     if value is None:
         return "-"
     return f"{value:.3f}" if isinstance(value, float) else str(value)
-
-
-def is_refusal(text: str) -> bool:
-    return looks_like_refusal(text)
