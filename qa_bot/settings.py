@@ -112,6 +112,9 @@ class AnswerSettings(_Section):
     # Below refuse_below, the best passage sentence is too far from the question: refuse
     # without calling the model. Tuned on ../shared/eval (see README).
     refuse_below: float = Field(0.35, ge=0, le=1)
+    # Before answering, the model is asked whether the passages answer the question; below
+    # this P(yes) the bot refuses. 0 turns the check off. Tuned on ../shared/eval (README).
+    answerable_below: float = Field(0.6, ge=0, le=1)
     # A model refusal is overridden by an extractive answer only above this evidence.
     strong_evidence: float = Field(0.8, ge=0, le=1)
     # An answer sentence needs this support from a passage sentence to stay.

@@ -84,3 +84,11 @@ def test_refusal_phrases() -> None:
     assert looks_like_refusal("I cannot find the answer to that in the articles.")
     assert looks_like_refusal("The passages do not mention his birthday.")
     assert not looks_like_refusal("Putin praised Trump's bravery [1].")
+
+
+def test_yes_share_of_first_token_candidates() -> None:
+    from qa_bot.generation import _yes_share
+
+    assert _yes_share({"Yes": 0.3, " yes": 0.1, "No": 0.1, "The": 0.5}) == pytest.approx(0.8)
+    assert _yes_share({" NO": 0.2, "Maybe": 0.8}) == 0.0
+    assert _yes_share({"Sure": 1.0}) is None  # neither word: no reading, not a refusal

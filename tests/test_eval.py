@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import FAST_MODEL, ROOT
 from ui.evaluate import answer_score, normalise
 
 SQUAD2 = ROOT.parent / "shared" / "eval" / "squad2"
@@ -26,7 +26,7 @@ def test_answer_scoring() -> None:
 @pytest.mark.skipif(not SQUAD2.is_dir(), reason="../shared/eval is not beside the checkout")
 def test_small_squad2_eval_keeps_its_floors(tmp_path: Path) -> None:
     config = tmp_path / "config.yaml"
-    config.write_text(json.dumps({"generation": {"model": "smollm2-135m", "max_tokens": 60}}))
+    config.write_text(json.dumps(FAST_MODEL))
     out = tmp_path / "eval.json"
     run = subprocess.run(
         [

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ingest import ingest
-from tests.conftest import ROOT, SAMPLE, free_port, make_settings
+from tests.conftest import FAST_MODEL, ROOT, SAMPLE, free_port, make_settings
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -44,7 +44,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         json.dumps(
             {
                 "store": {"path": str(store), "collection": "test"},
-                "generation": {"model": "smollm2-135m", "max_tokens": 60},
+                **FAST_MODEL,
             }
         )
     )

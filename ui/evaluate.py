@@ -44,6 +44,7 @@ class Result:
     kept_sentences: int
     answer_score: float | None
     timings: dict[str, float] = field(default_factory=dict)
+    scores: dict[str, float] = field(default_factory=dict)
 
 
 def load_questions(folder: Path, limit: int | None) -> list[dict[str, Any]]:
@@ -90,7 +91,7 @@ def evaluate_bot(bot: QABot, questions: list[dict[str, Any]], k: int, progress: 
             if isinstance(part, Answer):
                 final = part
         assert final is not None
-        timings = {"retrieval": retrieval, **{key: v for key, v in final.timings.items() if key != "evidence"}}
+        timings = {"retrieval": retrieval, **final.timings}
         results.append(
             Result(
                 qid=q["qid"],
@@ -105,6 +106,7 @@ def evaluate_bot(bot: QABot, questions: list[dict[str, Any]], k: int, progress: 
                 kept_sentences=len(CITATION.findall(final.text)) if not final.refused else 0,
                 answer_score=None if final.refused else answer_score(final.text, q["answers"], short),
                 timings=timings,
+                scores=final.scores,
             )
         )
         progress()
