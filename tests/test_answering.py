@@ -242,8 +242,9 @@ def test_openai_backend_against_a_real_server(store_path: Path, openai_server: s
     parts = list(bot.stream("Why did Putin praise Trump?"))
     assert isinstance(parts[-1], Answer) and len(parts) > 1
     check_invariants(parts[-1])
+    # llama.cpp's server returns logprobs, so the reading comes from them, as in-process.
     p = bot.generator.yes_probability([{"role": "user", "content": "Is Paris in France? Reply yes or no."}])
-    assert p is None or 0.0 <= p <= 1.0
+    assert p is not None and 0.0 <= p <= 1.0
 
 
 def test_unreachable_openai_server_is_a_clear_error(store_path: Path, tmp_path: Path) -> None:

@@ -1,0 +1,58 @@
+"""Prompt processing and generation speed of the configured llama.cpp model on this machine.
+
+Usage::
+
+    .venv/bin/python benchmarks/llm_speed.py [--runs 3] [--prompt-chars 1800]
+
+Each run clears the KV cache, evaluates the opening of the sample article as one prompt
+(timed: prompt tokens/s), then generates up to 40 tokens from it (timed: generated tokens/s).
+The figures are medians over the runs; the build's CPU flags are printed with them, since
+they decide the speed (see scripts/llama-cmake-args.sh).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from qa_bot.generation import get_generator  # noqa: E402
+from qa_bot.settings import load_settings  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--prompt-chars", type=int, default=1800)
+    args = parser.parse_args()
+    settings = load_settings(ROOT / "config.yaml")
+    llm = get_generator(settings.generation).llm
+    sample = next((ROOT / "data" / "articles").glob("*.txt")).read_text()[: args.prompt_chars]
+    prompt = llm.tokenize(sample.encode("utf-8"))
+    prompt_speed, gen_speed = [], []
+    for _ in range(args.runs):
+        llm.reset()
+        began = time.perf_counter()
+        llm.eval(prompt)
+        prompt_speed.append(len(prompt) / (time.perf_counter() - began))
+        began, n = time.perf_counter(), 0
+        for token in llm.generate(prompt, temp=0.0):  # the prompt is cached: only new tokens run
+            n += 1
+            if n == 40 or token == llm.token_eos():
+                break
+        gen_speed.append(n / (time.perf_counter() - began))
+    flags = subprocess.run(["sh", str(ROOT / "scripts" / "llama-cmake-args.sh")], capture_output=True, text=True)
+    print(f"model: {Path(llm.model_path).name}, threads {settings.generation.threads}")
+    print(f"build flags (from this CPU): {flags.stdout.strip()}")
+    print(f"prompt: {len(prompt)} tokens, {statistics.median(prompt_speed):.1f} tokens/s (median of {args.runs})")
+    print(f"generation: {statistics.median(gen_speed):.1f} tokens/s (median of {args.runs}, up to 40 tokens)")
+
+
+if __name__ == "__main__":
+    main()
