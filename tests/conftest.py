@@ -26,12 +26,12 @@ DATA = Path(__file__).resolve().parent / "data"
 SAMPLE = ROOT / "data" / "articles" / "putin-congratulates-trump.txt"
 
 
-# The fast test model. Its yes/no reading of "do the passages answer this?" is nearly constant
-# (0.14-0.23 on answerable and unanswerable questions alike), so the answerability check runs
-# with a floor it always passes; the check's refusal path is tested with a threshold of 1.
+# The fast test model. Its yes/no reading of "do the passages answer this?" carries no
+# information (0.10-0.23 on answerable and unanswerable questions alike), so the answerability
+# check is off for it; tests/test_answering.py runs the check with its own thresholds.
 FAST_MODEL: dict[str, dict] = {
     "generation": {"model": "smollm2-135m", "max_tokens": 60},
-    "answer": {"answerable_below": 0.05},
+    "answer": {"answerable_below": 0.0},
 }
 
 
