@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from qa_bot import QABot  # noqa: E402
-from qa_bot.bot import ANSWERABLE_CHECK  # noqa: E402
+from qa_bot.bot import ANSWERABLE_CHECK, with_line  # noqa: E402
 from qa_bot.settings import load_settings  # noqa: E402
 from ui.evaluate import load_questions  # noqa: E402
 
@@ -51,8 +51,7 @@ def readings(name: str, limit: int) -> list[dict]:
         messages = bot._messages(q["question"], q_vec, prepared, None)
         row = {"answerable": q["answerable"], "evidence": bot._evidence(q["question"], q_vec, prepared)}
         for label, wording in WORDINGS.items():
-            check = [*messages[:-1], {**messages[-1], "content": messages[-1]["content"] + wording}]
-            row[label] = bot.generator.yes_probability(check)
+            row[label] = bot.generator.yes_probability(with_line(messages, wording))
         rows.append(row)
         print(".", end="", flush=True, file=sys.stderr)
     return rows

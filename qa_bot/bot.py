@@ -130,8 +130,8 @@ class QABot:
             return
         messages = self._messages(question, q_vec, prepared, history)
         answerable = self._answerable(messages)
-        timings["check"] = time.perf_counter() - began
         if answerable is not None:
+            timings["check"] = time.perf_counter() - began
             scores["answerable"] = answerable
             if answerable < self.settings.answer.answerable_below:
                 yield self._refusal(passages, timings, scores)
@@ -177,8 +177,7 @@ class QABot:
         """The model's own judgement, before it writes: do these passages answer the question?"""
         if self.settings.answer.answerable_below <= 0:
             return None
-        check = [*messages[:-1], {**messages[-1], "content": messages[-1]["content"] + ANSWERABLE_CHECK}]
-        return self.generator.yes_probability(check)
+        return self.generator.yes_probability(with_line(messages, ANSWERABLE_CHECK))
 
     @staticmethod
     def _refusal(passages: list[Passage], timings: dict[str, float], scores: dict[str, float]) -> Answer:
@@ -270,6 +269,11 @@ class QABot:
             timings=timings,
             scores=scores,
         )
+
+
+def with_line(messages: list[dict], line: str) -> list[dict]:
+    """The messages with ``line`` appended to the last one: same start, so the KV cache is shared."""
+    return [*messages[:-1], {**messages[-1], "content": messages[-1]["content"] + line}]
 
 
 def _context(history: History | None) -> str:

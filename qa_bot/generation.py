@@ -20,8 +20,9 @@ import importlib.util
 import os
 import threading
 from collections.abc import Iterator
+from functools import cached_property
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from qa_bot.settings import GenerationSettings
 
@@ -47,14 +48,10 @@ class Generator(Protocol):
         ...
 
 
-YES_WORDS = frozenset({"yes"})
-NO_WORDS = frozenset({"no"})
-
-
 def _yes_share(probabilities: dict[str, float]) -> float | None:
     """Normalise the yes/no mass among a reply's first-token candidates (case and spaces ignored)."""
-    yes = sum(p for tok, p in probabilities.items() if tok.strip().lower() in YES_WORDS)
-    no = sum(p for tok, p in probabilities.items() if tok.strip().lower() in NO_WORDS)
+    yes = sum(p for tok, p in probabilities.items() if tok.strip().lower() == "yes")
+    no = sum(p for tok, p in probabilities.items() if tok.strip().lower() == "no")
     return yes / (yes + no) if yes + no > 0 else None
 
 
@@ -151,8 +148,9 @@ class LlamaCppGenerator:
                     found[tokens[0]] = text
         return found
 
-    def _chat_tokens(self, messages: list[Message]) -> list[int] | None:
-        """The prompt tokens create_chat_completion would build, from the GGUF's own chat template."""
+    @cached_property
+    def _formatter(self) -> Any:
+        """The GGUF's own chat template, built as llama-cpp-python builds it (once, not per question)."""
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         template = self.llm.metadata.get("tokenizer.chat_template")
@@ -160,12 +158,17 @@ class LlamaCppGenerator:
             return None
         model = self.llm._model  # the same eos/bos texts llama-cpp-python gives its own formatter
         eos, bos = self.llm.token_eos(), self.llm.token_bos()
-        formatter = Jinja2ChatFormatter(
+        return Jinja2ChatFormatter(
             template=template,
             eos_token=model.token_get_text(eos) if eos != -1 else "",
             bos_token=model.token_get_text(bos) if bos != -1 else "",
         )
-        result = formatter(messages=messages)
+
+    def _chat_tokens(self, messages: list[Message]) -> list[int] | None:
+        """The prompt tokens create_chat_completion would build for these messages."""
+        if self._formatter is None:
+            return None
+        result = self._formatter(messages=messages)
         return self.llm.tokenize(result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True)
 
     def yes_probability(self, messages: list[Message]) -> float | None:
