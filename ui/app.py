@@ -123,6 +123,9 @@ class App:
             {"role": "assistant", "content": "…"},
         ]
         filters = {"source": sources or [], "since": since or None, "until": until or None}
+        # Show the question at once and clear the last answer's cards: the model may be busy
+        # with another person's answer, and a click that shows nothing looks lost.
+        yield chat, history, "", ""
         try:
             if self.bot.store.count() == 0:
                 chat[-1]["content"] = "🚫 " + EMPTY_HINT
