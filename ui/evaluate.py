@@ -19,7 +19,8 @@ import statistics
 import string
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -158,6 +159,25 @@ def summarise(results: list[Result], k: int) -> dict[str, Any]:
     }
 
 
+@contextmanager
+def eval_bot(folder: Path, settings: Settings, k: int) -> Iterator[tuple[QABot, dict[str, Any], Path]]:
+    """A bot over the set's corpus in a fresh temporary store (document ids kept), with the ingest figures."""
+    with tempfile.TemporaryDirectory(prefix="qa-bot-eval-") as tmp:
+        store = settings.store.model_copy(
+            update={"mode": "embedded", "path": Path(tmp) / "store", "collection": "eval"}
+        )
+        retrieval = settings.retrieval.model_copy(update={"k": k})
+        eval_settings = settings.model_copy(update={"store": store, "retrieval": retrieval})
+        report = ingest([str(folder / "corpus.jsonl")], eval_settings)
+        figures = {
+            "articles": len(report.added),
+            "chunks": report.chunks_written,
+            "seconds": round(report.seconds, 1),
+            "failed": len(report.failed),
+        }
+        yield QABot(eval_settings), figures, Path(tmp)
+
+
 def run_eval(
     folder: Path,
     settings: Settings,
@@ -168,27 +188,15 @@ def run_eval(
 ) -> dict[str, Any]:
     questions = load_questions(folder, limit)
     out: dict[str, Any] = {"dataset": folder.name, "limit": limit, "k": k}
-    with tempfile.TemporaryDirectory(prefix="qa-bot-eval-") as tmp:
-        store = settings.store.model_copy(
-            update={"mode": "embedded", "path": Path(tmp) / "store", "collection": "eval"}
-        )
-        retrieval = settings.retrieval.model_copy(update={"k": k})
-        eval_settings = settings.model_copy(update={"store": store, "retrieval": retrieval})
-        report = ingest([str(folder / "corpus.jsonl")], eval_settings)
-        out["ingest"] = {
-            "articles": len(report.added),
-            "chunks": report.chunks_written,
-            "seconds": round(report.seconds, 1),
-            "failed": len(report.failed),
-        }
-        bot = QABot(eval_settings)
+    with eval_bot(folder, settings, k) as (bot, figures, tmp):
+        out["ingest"] = figures
         results = evaluate_bot(bot, questions, k, progress_factory(len(questions), "qa-bot"))
         out["qa-bot"] = summarise(results, k)
         out["per_question"] = {"qa-bot": [r.__dict__ for r in results]}
         if baseline == "langchain":
             from ui.baseline import LangChainBaseline
 
-            base = LangChainBaseline(folder / "corpus.jsonl", Path(tmp) / "langchain", bot)
+            base = LangChainBaseline(folder / "corpus.jsonl", tmp / "langchain", bot)
             base_results = base.evaluate(questions, progress_factory(len(questions), "langchain"))
             out["langchain"] = summarise(base_results, k)
             out["langchain"]["ingest_seconds"] = round(base.ingest_seconds, 1)
