@@ -215,3 +215,19 @@ def test_two_people_asking_at_once_both_get_answers(server: str, browser: object
         text = page.inner_text("#chat")
         assert "…" not in text.splitlines()[-1] and len(text) > 40
         page.close()
+
+
+def test_a_tab_closed_mid_answer_does_not_block_the_next_question(server: str, browser: object) -> None:
+    # The model answers one question at a time under a lock held while it streams; Gradio must
+    # close the abandoned answer so that the lock is let go.
+    leaving = open_page(browser, server)
+    ask(leaving, "What did Putin say about the assassination attempt?")
+    leaving.wait_for_function(  # the first words are streaming
+        "() => !document.querySelector('#chat').innerText.trim().endsWith('…')", timeout=120_000
+    )
+    leaving.close()
+    page = open_page(browser, server)
+    ask(page, "Who did Putin congratulate?")
+    wait_for_cards(page, timeout=120)
+    assert len(page.inner_text("#chat")) > 40
+    page.close()
