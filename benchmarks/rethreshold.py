@@ -22,8 +22,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -42,8 +42,8 @@ SHOWN = (
 )
 
 
-def in_band(result: dict[str, Any], low: float, high: float) -> bool:
-    reading = result.get("scores", {}).get("answerable")
+def in_band(result: Result, low: float, high: float) -> bool:
+    reading = result.scores.get("answerable")
     return reading is not None and low <= reading < high
 
 
@@ -59,10 +59,16 @@ def main() -> None:
     k = run["k"]
     recorded = [Result(**r) for r in run["per_question"]["qa-bot"]]
     low, high = sorted((args.was, args.now))
-    band = {r.qid for r in recorded if in_band(r.__dict__, low, high)}
+    band = {r.qid for r in recorded if in_band(r, low, high)}
     print(f"{len(band)} of {len(recorded)} questions have a reading in [{low}, {high})")
     if args.now > args.was:
-        changed = {r.qid: _refused(r) for r in recorded if r.qid in band}
+        changed = {
+            r.qid: replace(
+                r, answer=REFUSAL, refused=True, cited=[], kept_sentences=0, unsupported=0, answer_score=None
+            )
+            for r in recorded
+            if r.qid in band
+        }
     else:
         settings = load_settings(args.config)
         settings = settings.model_copy(
@@ -76,20 +82,6 @@ def main() -> None:
     print(f"{'metric':28} {'at ' + str(args.was):>10} {'at ' + str(args.now):>10}")
     for key in SHOWN:
         print(f"{key:28} {_fmt(before[key]):>10} {_fmt(after[key]):>10}")
-
-
-def _refused(r: Result) -> Result:
-    return Result(
-        **{
-            **r.__dict__,
-            "answer": REFUSAL,
-            "refused": True,
-            "cited": [],
-            "kept_sentences": 0,
-            "unsupported": 0,
-            "answer_score": None,
-        }
-    )
 
 
 def _fmt(value: float | None) -> str:
