@@ -33,6 +33,13 @@ XSS_BODY = (
     '<a href="javascript:window.__xss = 3">Click for tickets</a> '
     "The fireworks over the Grand Harbour lasted twenty minutes."
 )
+# These tests check the page, not the model. Questions worded close to an article sentence
+# have evidence above answer.strong_evidence (0.88 and 0.87 measured), so a source card is
+# shown whatever the small test model writes: its refusal or unsupported text is replaced by
+# the extractive answer. ("How many visitors did the harbour festival in Valletta draw?",
+# evidence 0.75, was refused when SmolLM2 happened to decline.)
+STRONG_LUNAR = "A lunar probe named Selene-7 found what in the Shackleton crater on Tuesday?"
+STRONG_FESTIVAL = "The harbour festival in Valletta drew how many visitors on Saturday?"
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +184,7 @@ def test_uploaded_article_answers_questions(server: str, browser: object, tmp_pa
     )
     page = open_page(browser, server)
     assert "1 added" in upload(page, article)
-    ask(page, "What did the Selene-7 probe find in the Shackleton crater?")
+    ask(page, STRONG_LUNAR)
     wait_for_cards(page)
     cards = page.inner_text("#source-cards")
     assert "Lunar probe finds ice" in cards and "Shackleton" in cards
@@ -195,7 +202,7 @@ def test_script_payload_in_an_article_runs_nothing(server: str, browser: object,
     page.wait_for_function("() => document.querySelector('#articles').innerText.includes('Harbour festival')")
     assert "<script>" in page.inner_text("#articles")  # shown literally
     page.get_by_role("tab", name="Chat").click()
-    ask(page, "How many visitors did the harbour festival in Valletta draw?")
+    ask(page, STRONG_FESTIVAL)
     wait_for_cards(page)
     cards = page.inner_text("#source-cards")
     assert "<script>window.__xss = 1</script>" in cards and "Harbour festival report" in cards
