@@ -276,6 +276,7 @@ def test_unreachable_openai_server_is_a_clear_error(store_path: Path, tmp_path: 
         timeout=300,
     )
     assert run.returncode == 1 and "cannot reach" in run.stderr and "Traceback" not in run.stderr
+    assert "DEBUG" not in run.stderr, run.stderr  # no library chatter in a user's terminal
 
 
 @pytest.mark.slow

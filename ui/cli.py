@@ -31,13 +31,21 @@ log = logging.getLogger("qa_bot")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
+NOISY = ("httpx", "httpcore", "sentence_transformers", "chromadb", "bm25s")
+
+
+def _quiet_libraries(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.WARNING or not record.name.startswith(NOISY)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
-    # bm25s sets its own logger to DEBUG; the others chatter at INFO.
-    for noisy in ("httpx", "httpcore", "sentence_transformers", "chromadb", "bm25s"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # These chatter at INFO; bm25s even sets its logger to DEBUG when it is first imported,
+    # after this runs, so the filter sits on the handler, where no library resets it.
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_quiet_libraries)
     try:
         settings = load_settings(args.config)
         return int(args.func(args, settings))
