@@ -112,11 +112,6 @@ def ask(page: object, question: str) -> None:
     pytest.fail(f"the question never reached the chat; it shows: {page.inner_text('#chat')!r}")  # type: ignore[attr-defined]
 
 
-def last_answer(page: object) -> str:
-    messages = page.locator("#chat .message-row, #chat [data-testid='bot']")  # type: ignore[attr-defined]
-    return messages.last.inner_text() if messages.count() else ""
-
-
 def wait_for_cards(page: object, timeout: float = 180) -> None:
     """Wait for source cards or a refusal; a warning in the chat fails at once, with what it says."""
     try:
