@@ -96,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=4, help="passages per question (default 4)")
     p.add_argument("--json", type=Path, metavar="OUT", help="write every figure and per-question result here")
     p.add_argument("--baseline", choices=["langchain"], help="also run the LangChain tutorial pipeline")
+    p.add_argument("--baseline-only", action="store_true", help="run only the baseline (with --baseline)")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("serve", parents=[common], help="serve the chat UI (loopback unless told otherwise)")
@@ -206,7 +207,10 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         bar = tqdm(total=total, desc=label, unit=" questions", file=sys.stderr)
         return lambda: bar.update(1)
 
-    result = run_eval(args.dataset, settings, args.limit, args.k, args.baseline, progress_factory)
+    if args.baseline_only and not args.baseline:
+        print("qa-bot eval: --baseline-only needs --baseline langchain", file=sys.stderr)
+        return EXIT_USAGE
+    result = run_eval(args.dataset, settings, args.limit, args.k, args.baseline, progress_factory, args.baseline_only)
     print(format_table(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2, ensure_ascii=False))

@@ -185,14 +185,18 @@ def run_eval(
     k: int,
     baseline: str | None,
     progress_factory: Callable[[int, str], Callable[[], None]],
+    baseline_only: bool = False,
 ) -> dict[str, Any]:
+    """Every figure of one set; ``baseline_only`` skips qa-bot's questions (the bot still lends its LLM)."""
     questions = load_questions(folder, limit)
-    out: dict[str, Any] = {"dataset": folder.name, "limit": limit, "k": k}
+    out: dict[str, Any] = {"dataset": folder.name, "limit": limit, "k": k, "settings": _eval_settings(settings)}
+    out["per_question"] = {}
     with eval_bot(folder, settings, k) as (bot, figures, tmp):
         out["ingest"] = figures
-        results = evaluate_bot(bot, questions, k, progress_factory(len(questions), "qa-bot"))
-        out["qa-bot"] = summarise(results, k)
-        out["per_question"] = {"qa-bot": [r.__dict__ for r in results]}
+        if not baseline_only:
+            results = evaluate_bot(bot, questions, k, progress_factory(len(questions), "qa-bot"))
+            out["qa-bot"] = summarise(results, k)
+            out["per_question"]["qa-bot"] = [r.__dict__ for r in results]
         if baseline == "langchain":
             from ui.baseline import LangChainBaseline
 
@@ -204,13 +208,20 @@ def run_eval(
     return out
 
 
+def _eval_settings(settings: Settings) -> dict[str, Any]:
+    """The settings that move the figures, so a later reading (``benchmarks/rethreshold.py``) knows them."""
+    return {
+        "answer": settings.answer.model_dump(mode="json"),
+        "retrieval": settings.retrieval.model_dump(mode="json"),
+        "generation_model": str(settings.generation.model_path or "default"),
+    }
+
+
 def format_table(result: dict[str, Any]) -> str:
     systems = [s for s in ("qa-bot", "langchain") if s in result]
-    rows = [key for key, v in result["qa-bot"].items() if not isinstance(v, dict)]
-    lines = [
-        f"{result['dataset']}: {result['qa-bot']['questions']} questions ({result['qa-bot']['answerable']} answerable)",
-        "",
-    ]
+    first = result[systems[0]]
+    rows = [key for key, v in first.items() if not isinstance(v, dict)]
+    lines = [f"{result['dataset']}: {first['questions']} questions ({first['answerable']} answerable)", ""]
     lines.append(f"{'metric':32}" + "".join(f"{s:>14}" for s in systems))
     for key in rows:
         lines.append(f"{key:32}" + "".join(f"{_fmt(result[s].get(key)):>14}" for s in systems))
