@@ -7,7 +7,9 @@ Usage::
     checked.text, checked.citations, checked.unsupported
 
 Each answer sentence is scored against every sentence of every passage (cosine of MiniLM
-embeddings plus lexical recall of the sentence's content words); a cited number that its
+embeddings plus lexical recall of the sentence's content words), and a passage that never
+states a figure the sentence gives (its digits, against the passage's digits and number
+words) does not support it at all; a cited number that its
 passage does not support is corrected to the passage that does, a supported sentence
 without a citation gets one, and a sentence that nothing supports is dropped (and kept in
 ``unsupported`` so a caller can show what was removed). Every quote is an exact sentence
@@ -23,7 +25,7 @@ import numpy as np
 
 from qa_bot.embeddings import Embedder
 from qa_bot.results import Citation, Passage
-from qa_bot.text import split_sentences
+from qa_bot.text import digit_figures, figures, split_sentences
 
 CITATION = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
@@ -66,6 +68,7 @@ class PassageSentences:
     spans: list[tuple[int, int]]
     vectors: np.ndarray
     words: list[set[str]]
+    figures: set[str] = field(default_factory=set)
 
     def sentence(self, i: int) -> str:
         start, end = self.spans[i]
@@ -86,7 +89,9 @@ class SupportScorer:
         for p, ss in zip(passages, spans, strict=True):
             block = vectors[offset : offset + len(ss)]
             offset += len(ss)
-            out.append(PassageSentences(p, ss, block, [set(content_words(p.text[a:b])) for a, b in ss]))
+            words = [set(content_words(p.text[a:b])) for a, b in ss]
+            # The title and date belong to the evidence: "published in 2024" is backed by the date.
+            out.append(PassageSentences(p, ss, block, words, figures(f"{p.title}\n{p.text}\n{p.published}")))
         return out
 
     def scores(self, claims: list[str], prepared: list[PassageSentences]) -> list[list[tuple[float, int]]]:
@@ -97,13 +102,17 @@ class SupportScorer:
         result = []
         for claim, vector in zip(claims, vectors, strict=True):
             words = set(content_words(claim))
+            stated = digit_figures(claim)
             row = []
             for ps in prepared:
                 cos = ps.vectors @ vector
                 lexical = np.array([len(words & w) / len(words) if words else 0.0 for w in ps.words])
                 combined = 0.5 * cos + 0.5 * lexical
                 best = int(np.argmax(combined))
-                row.append((float(combined[best]), best))
+                # A figure the passage never states is not supported by it, however alike the words
+                # are: "4,000 visitors" against "forty thousand visitors" scores 0.9 by words alone.
+                backed = all(readings & ps.figures for readings in stated)
+                row.append((float(combined[best]) if backed else 0.0, best))
             result.append(row)
         return result
 
@@ -123,7 +132,8 @@ def verify_citations(
     answer = _MARK_AFTER_STOP.sub(lambda m: " " + "".join(m.group(2).split()) + m.group(1) + " ", answer)
     sentences = [answer[s.start : s.end] for s in split_sentences(answer.strip())]
     claims = [strip_citations(s) for s in sentences]
-    keep = [i for i, c in enumerate(claims) if len(content_words(c)) > 0]
+    # A question in the answer (often the user's own, echoed) claims nothing: leave it out.
+    keep = [i for i, c in enumerate(claims) if content_words(c) and not c.rstrip("\"'”’)").endswith("?")]
     support = scorer.scores([claims[i] for i in keep], prepared)
     out_sentences: list[str] = []
     quotes: dict[int, tuple[float, int]] = {}  # passage index -> (support, sentence index) of its best use

@@ -8,6 +8,7 @@ from qa_bot.citations import SupportScorer, extractive_answer, looks_like_refusa
 from qa_bot.embeddings import get_embedder
 from qa_bot.results import Passage
 from qa_bot.settings import EmbeddingSettings
+from qa_bot.text import digit_figures, figures
 
 
 def passage(n: int, text: str) -> Passage:
@@ -72,6 +73,37 @@ def test_out_of_range_numbers_never_survive(scorer: SupportScorer, prepared: lis
     checked = verify_citations("The central bank raised interest rates to 21 percent [7][0].", prepared, scorer)
     assert all(1 <= c.number <= len(PASSAGES) for c in checked.citations)
     assert "[7]" not in checked.text and "[0]" not in checked.text and "[3]" in checked.text
+
+
+def test_a_wrong_figure_is_not_supported(scorer: SupportScorer, prepared: list) -> None:
+    # Word overlap alone scores this sentence far above the threshold; the figure is what is wrong.
+    checked = verify_citations("The central bank raised interest rates to 12 percent [3].", prepared, scorer)
+    assert checked.text == "" and checked.unsupported == ["The central bank raised interest rates to 12 percent."]
+
+
+def test_a_figure_spelled_out_in_the_article_backs_its_digits(scorer: SupportScorer) -> None:
+    festival = [passage(1, "The harbour festival drew forty thousand visitors on Saturday, organisers said.")]
+    ready = scorer.prepare(festival)
+    assert verify_citations("The festival drew 40,000 visitors [1].", ready, scorer).text == (
+        "The festival drew 40,000 visitors [1]."
+    )
+    wrong = verify_citations("The festival drew 4,000 visitors [1].", ready, scorer)
+    assert wrong.text == "" and wrong.unsupported == ["The festival drew 4,000 visitors."]
+
+
+def test_an_echoed_question_is_left_out(scorer: SupportScorer, prepared: list) -> None:
+    checked = verify_citations(
+        "How high did the central bank raise interest rates? It raised them to 21 percent [3].", prepared, scorer
+    )
+    assert checked.text == "It raised them to 21 percent [3]." and checked.unsupported == []
+
+
+def test_figures_read_digits_and_words() -> None:
+    assert figures("forty thousand visitors") == {"40000"}
+    assert figures("4.5 million people") >= {"4.5", "4500000"}
+    assert figures("one hundred and twenty-five") == {"125"}
+    assert figures("on the 21st, 1,200 came") == {"21", "1200"}
+    assert digit_figures("one of the two sides") == []
 
 
 def test_extractive_answer_quotes_the_best_sentences(scorer: SupportScorer, prepared: list) -> None:
