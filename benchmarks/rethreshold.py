@@ -3,7 +3,9 @@
 Usage::
 
     .venv/bin/python benchmarks/rethreshold.py ../shared/eval/clapnq var/eval-full/clapnq.json \\
-        --was 0.48 --now 0.40 [--config config.yaml]
+        --now 0.40 [--was 0.48] [--config config.yaml]
+
+``--was`` defaults to the threshold the run recorded (runs since the eval JSON kept its settings).
 
 Every question of an eval run records its check reading (``scores.answerable``). Only the
 questions whose reading lies between the two thresholds can end differently:
@@ -51,11 +53,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dataset", type=Path)
     parser.add_argument("eval_json", type=Path)
-    parser.add_argument("--was", type=float, required=True, help="answer.answerable_below of the recorded run")
+    parser.add_argument("--was", type=float, help="answer.answerable_below of the run (default: as it recorded)")
     parser.add_argument("--now", type=float, required=True, help="the threshold to report")
     parser.add_argument("--config", type=Path, default=ROOT / "config.yaml")
     args = parser.parse_args()
     run = json.loads(args.eval_json.read_text())
+    if args.was is None:
+        recorded_at = run.get("settings", {}).get("answer", {}).get("answerable_below")
+        if recorded_at is None:
+            parser.error(f"{args.eval_json} does not record its threshold (an older run): give --was")
+        args.was = recorded_at
     k = run["k"]
     recorded = [Result(**r) for r in run["per_question"]["qa-bot"]]
     low, high = sorted((args.was, args.now))
