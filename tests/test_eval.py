@@ -56,4 +56,43 @@ def test_small_squad2_eval_keeps_its_floors(tmp_path: Path) -> None:
     assert figures["refused_unanswerable"] >= 0.2  # measured 0.4 with SmolLM2-135M
     assert figures["refused_answerable"] <= 0.6  # measured 0.4: SmolLM2 is weak, Qwen is measured in the README
     assert len(result["per_question"]["qa-bot"]) == 10
+    assert result["settings"]["answer"]["answerable_below"] == 0.40  # what rethreshold.py reads back
     assert all(1 <= len(r["retrieved"]) <= 10 for r in result["per_question"]["qa-bot"])
+
+
+def _eval(args: list[str], config: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "ui.cli", "eval", *args, "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+
+
+@pytest.mark.skipif(not SQUAD2.is_dir(), reason="../shared/eval is not beside the checkout")
+def test_langchain_baseline_through_the_same_metrics(tmp_path: Path) -> None:
+    """The tutorial pipeline (1000/200 splitter, Chroma.from_documents, similarity_search k=4), alone."""
+    config = tmp_path / "config.yaml"
+    config.write_text(json.dumps(FAST_MODEL))
+    out = tmp_path / "base.json"
+    run = _eval([str(SQUAD2), "--limit", "4", "--baseline", "langchain", "--baseline-only", "--json", str(out)], config)
+    assert run.returncode == 0, run.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert "qa-bot" not in result and set(result["per_question"]) == {"langchain"}
+    figures = result["langchain"]
+    assert figures["questions"] == 4 and figures["ingest_seconds"] > 0
+    assert figures["recall@4"] >= 0.5  # the baseline's recall@4 on all of squad2 is 0.905
+    rows = result["per_question"]["langchain"]
+    assert all(r["timings"]["answer"] >= r["timings"]["first_token"] > 0 for r in rows)
+    assert all(len(r["retrieved"]) == 10 for r in rows)
+    assert "langchain" in run.stdout.splitlines()[2]  # the table's header names the system it ran
+
+
+def test_baseline_only_without_a_baseline_is_a_usage_error(tmp_path: Path) -> None:
+    run = _eval([str(tmp_path), "--baseline-only"], ROOT / "config.yaml")
+    assert (
+        run.returncode == 2
+        and "--baseline-only needs --baseline langchain" in run.stderr
+        and "Traceback" not in run.stderr
+    )

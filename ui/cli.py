@@ -198,6 +198,9 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
 
     from ui.evaluate import format_table, run_eval
 
+    if args.baseline_only and not args.baseline:
+        print("qa-bot eval: --baseline-only needs --baseline langchain", file=sys.stderr)
+        return EXIT_USAGE
     for name in ("corpus.jsonl", "questions.jsonl"):
         if not (args.dataset / name).is_file():
             print(f"qa-bot eval: {args.dataset} has no {name}", file=sys.stderr)
@@ -207,9 +210,6 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         bar = tqdm(total=total, desc=label, unit=" questions", file=sys.stderr)
         return lambda: bar.update(1)
 
-    if args.baseline_only and not args.baseline:
-        print("qa-bot eval: --baseline-only needs --baseline langchain", file=sys.stderr)
-        return EXIT_USAGE
     result = run_eval(args.dataset, settings, args.limit, args.k, args.baseline, progress_factory, args.baseline_only)
     print(format_table(result))
     if args.json:
