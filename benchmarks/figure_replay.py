@@ -1,0 +1,58 @@
+"""How often the figure rule of citation checking fires on a finished eval run's answers.
+
+Usage::
+
+    .venv/bin/python benchmarks/figure_replay.py ../shared/eval/clapnq var/eval-full/clapnq.json [-v]
+
+Citation checking holds that a passage which never states a sentence's figure does not support
+it (``qa_bot.citations``). This replays that rule on the final answers an eval run recorded,
+without the model: each kept sentence's digit figures against the figures (digits and number
+words) of the articles of the run's top-4 passages. Whole articles are a wider pool than the
+passages the model saw, so this counts at most as often as the rule would have fired.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from qa_bot.citations import strip_citations  # noqa: E402
+from qa_bot.text import digit_figures, figures, split_sentences  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dataset", type=Path)
+    parser.add_argument("eval_json", type=Path)
+    parser.add_argument("-v", "--verbose", action="store_true", help="print each sentence the rule drops")
+    args = parser.parse_args()
+    articles = {}
+    for line in (args.dataset / "corpus.jsonl").read_text().splitlines():
+        if line.strip():
+            row = json.loads(line)
+            articles[row["doc_id"]] = f"{row.get('title', '')}\n{row['text']}\n{row.get('published', '')}"
+    sentences = with_figures = dropped = 0
+    for result in json.loads(args.eval_json.read_text())["per_question"]["qa-bot"]:
+        if result["refused"]:
+            continue
+        pool = set().union(*(figures(articles[d]) for d in set(result["retrieved"][:4])))
+        for span in split_sentences(result["answer"]):
+            claim = strip_citations(result["answer"][span.start : span.end])
+            sentences += 1
+            stated = digit_figures(claim)
+            with_figures += bool(stated)
+            if any(not (readings & pool) for readings in stated):
+                dropped += 1
+                if args.verbose:
+                    print(f"  {result['qid']}: {claim}")
+    name = args.dataset.name
+    print(f"{name}: {sentences} answer sentences, {with_figures} state a figure, {dropped} would be dropped")
+
+
+if __name__ == "__main__":
+    main()
