@@ -213,7 +213,9 @@ def _eval_settings(settings: Settings) -> dict[str, Any]:
     return {
         "answer": settings.answer.model_dump(mode="json"),
         "retrieval": settings.retrieval.model_dump(mode="json"),
-        "generation_model": str(settings.generation.model_path or "default"),
+        "generation": settings.generation.model_dump(
+            mode="json", include={"backend", "model", "model_path", "openai_model", "prompt_tokens", "max_tokens"}
+        ),
     }
 
 
