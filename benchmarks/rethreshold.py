@@ -3,7 +3,7 @@
 Usage::
 
     .venv/bin/python benchmarks/rethreshold.py ../shared/eval/clapnq var/eval-full/clapnq.json \\
-        --now 0.40 [--was 0.48] [--config config.yaml]
+        --now 0.40 [--was 0.48] [--config config.yaml] [--json OUT]
 
 ``--was`` defaults to the threshold the run recorded (runs since the eval JSON kept its settings).
 
@@ -16,7 +16,9 @@ questions whose reading lies between the two thresholds can end differently:
   taken: the model may still refuse, or its answer may fail citation checking.
 
 The other questions keep their recorded results, so the figures are those a full run at the
-new threshold would give, for minutes instead of an hour. Latencies are not re-measured.
+new threshold would give, for minutes instead of an hour. Latencies are those recorded, and
+the re-asked questions' own. ``--json OUT`` writes the run as it stands at the new threshold, in
+``qa-bot eval``'s format (for ``benchmarks/compare.py``).
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ def main() -> None:
     parser.add_argument("--was", type=float, help="answer.answerable_below of the run (default: as it recorded)")
     parser.add_argument("--now", type=float, required=True, help="the threshold to report")
     parser.add_argument("--config", type=Path, default=ROOT / "config.yaml")
+    parser.add_argument("--json", type=Path, metavar="OUT", help="write the run at the new threshold here")
     args = parser.parse_args()
     run = json.loads(args.eval_json.read_text())
     if args.was is None:
@@ -89,6 +92,13 @@ def main() -> None:
     print(f"{'metric':28} {'at ' + str(args.was):>10} {'at ' + str(args.now):>10}")
     for key in SHOWN:
         print(f"{key:28} {_fmt(before[key]):>10} {_fmt(after[key]):>10}")
+    if args.json:
+        settings = run.setdefault("settings", {})
+        settings["answer"] = {**settings.get("answer", {}), "answerable_below": args.now}
+        run["qa-bot"], run["per_question"]["qa-bot"] = after, [r.__dict__ for r in results]
+        run["rethreshold"] = {"was": args.was, "now": args.now, "re_asked": sorted(band) if args.now < args.was else []}
+        args.json.write_text(json.dumps(run, indent=2, ensure_ascii=False))
+        print(f"wrote {args.json}")
 
 
 def _fmt(value: float | None) -> str:

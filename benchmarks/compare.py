@@ -1,0 +1,79 @@
+"""Two eval runs side by side, on the questions both asked, as a Markdown table.
+
+Usage::
+
+    .venv/bin/python benchmarks/compare.py var/eval-full/squad2.json var/base-full/squad2.json
+
+Each file is the ``--json`` output of ``qa-bot eval``; the first system found in each (qa-bot,
+else langchain) is compared. Figures are recomputed from the per-question results with the same
+``summarise`` as ``qa-bot eval``, restricted to the questions in both runs, so a full qa-bot run
+can be read against a baseline run on a sample of the same set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ui.evaluate import Result, summarise  # noqa: E402
+
+ROWS = [
+    ("recall@4", "recall@4"),
+    ("MRR@10", "mrr@10"),
+    ("answer score (answered)", "answer_score_answered"),
+    ("answer score (all answerable)", "answer_score_all"),
+    ("citation precision", "citation_precision"),
+    ("citation recall", "citation_recall"),
+    ("unsupported sentences", "unsupported_sentence_share"),
+    ("unanswerable refused", "refused_unanswerable"),
+    ("answerable refused", "refused_answerable"),
+]
+LATENCY = [("first token", "first_token", 1, 1), ("answer", "answer", 1, 1), ("retrieval", "retrieval", 1000, 0)]
+
+
+def load(path: Path) -> tuple[str, dict[str, Result], int]:
+    run = json.loads(path.read_text())
+    system = next(s for s in ("qa-bot", "langchain") if s in run["per_question"])
+    return system, {r["qid"]: Result(**r) for r in run["per_question"][system]}, run["k"]
+
+
+def table(columns: list[tuple[str, dict[str, Any]]]) -> str:
+    lines = ["| metric | " + " | ".join(name for name, _ in columns) + " |", "|---|" + "---|" * len(columns)]
+    lines.append(
+        "| questions (answerable) | " + " | ".join(f"{f['questions']} ({f['answerable']})" for _, f in columns) + " |"
+    )
+    for label, key in ROWS:
+        lines.append(f"| {label} | " + " | ".join(_fmt(f[key]) for _, f in columns) + " |")
+    for label, key, scale, digits in LATENCY:
+        unit = "ms" if scale == 1000 else "s"
+        cells = [
+            f"{f['latency_s'][key]['p50'] * scale:.{digits}f} / {f['latency_s'][key]['p95'] * scale:.{digits}f}"
+            for _, f in columns
+        ]
+        lines.append(f"| {label} p50 / p95 ({unit}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", type=Path, nargs=2, metavar="EVAL_JSON")
+    args = parser.parse_args()
+    (name_a, a, k), (name_b, b, _) = load(args.runs[0]), load(args.runs[1])
+    common = [qid for qid in a if qid in b]
+    print(f"{len(common)} questions in both runs ({len(a)} and {len(b)})\n")
+    columns = [(name_a, summarise([a[q] for q in common], k)), (name_b, summarise([b[q] for q in common], k))]
+    print(table(columns))
+
+
+if __name__ == "__main__":
+    main()
