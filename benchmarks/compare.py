@@ -71,7 +71,10 @@ def main() -> None:
     (name_a, a, k), (name_b, b, _) = load(args.runs[0]), load(args.runs[1])
     common = [qid for qid in a if qid in b]
     print(f"{len(common)} questions in both runs ({len(a)} and {len(b)})\n")
-    columns = [(name_a, summarise([a[q] for q in common], k)), (name_b, summarise([b[q] for q in common], k))]
+    label_a, label_b = (
+        f"{name} ({path.parent.name}/{path.name})" for name, path in zip((name_a, name_b), args.runs, strict=True)
+    )
+    columns = [(label_a, summarise([a[q] for q in common], k)), (label_b, summarise([b[q] for q in common], k))]
     print(table(columns))
 
 
