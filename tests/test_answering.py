@@ -277,6 +277,7 @@ def test_unreachable_openai_server_is_a_clear_error(store_path: Path, tmp_path: 
     )
     assert run.returncode == 1 and "cannot reach" in run.stderr and "Traceback" not in run.stderr
     assert "DEBUG" not in run.stderr, run.stderr  # no library chatter in a user's terminal
+    assert "Loading weights" not in run.stderr, run.stderr  # nor transformers' bar for a local model
 
 
 @pytest.mark.slow
