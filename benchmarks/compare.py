@@ -21,7 +21,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ui.evaluate import Result, summarise  # noqa: E402
+from ui.evaluate import Result, recorded_results, summarise  # noqa: E402
 
 ROWS = [
     ("recall@4", "recall@4"),
@@ -40,7 +40,7 @@ LATENCY = [("first token", "first_token", 1, 1), ("answer", "answer", 1, 1), ("r
 def load(path: Path) -> tuple[str, dict[str, Result], int]:
     run = json.loads(path.read_text())
     system = next(s for s in ("qa-bot", "langchain") if s in run["per_question"])
-    return system, {r["qid"]: Result(**r) for r in run["per_question"][system]}, run["k"]
+    return system, {r.qid: r for r in recorded_results(run, system)}, run["k"]
 
 
 def table(columns: list[tuple[str, dict[str, Any]]]) -> str:

@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from qa_bot import REFUSAL  # noqa: E402
 from qa_bot.settings import load_settings  # noqa: E402
-from ui.evaluate import Result, eval_bot, evaluate_bot, load_questions, summarise  # noqa: E402
+from ui.evaluate import Result, eval_bot, evaluate_bot, load_questions, recorded_results, summarise  # noqa: E402
 
 SHOWN = (
     "refused_unanswerable",
@@ -67,7 +67,7 @@ def main() -> None:
             parser.error(f"{args.eval_json} does not record its threshold (an older run): give --was")
         args.was = recorded_at
     k = run["k"]
-    recorded = [Result(**r) for r in run["per_question"]["qa-bot"]]
+    recorded = recorded_results(run, "qa-bot")
     low, high = sorted((args.was, args.now))
     band = {r.qid for r in recorded if in_band(r, low, high)}
     print(f"{len(band)} of {len(recorded)} questions have a reading in [{low}, {high})")

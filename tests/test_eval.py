@@ -28,25 +28,7 @@ def test_small_squad2_eval_keeps_its_floors(tmp_path: Path) -> None:
     config = tmp_path / "config.yaml"
     config.write_text(json.dumps(FAST_MODEL))
     out = tmp_path / "eval.json"
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ui.cli",
-            "eval",
-            str(SQUAD2),
-            "--limit",
-            "10",
-            "--json",
-            str(out),
-            "--config",
-            str(config),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
+    run = _eval([str(SQUAD2), "--limit", "10", "--json", str(out)], config)
     assert run.returncode == 0, run.stderr[-2000:]
     assert "recall@4" in run.stdout and "refused_unanswerable" in run.stdout
     result = json.loads(out.read_text())

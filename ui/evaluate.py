@@ -48,6 +48,11 @@ class Result:
     scores: dict[str, float] = field(default_factory=dict)
 
 
+def recorded_results(run: dict[str, Any], system: str) -> list[Result]:
+    """The per-question results a ``--json`` run recorded for ``system`` (qa-bot or langchain)."""
+    return [Result(**r) for r in run["per_question"][system]]
+
+
 def load_questions(folder: Path, limit: int | None) -> list[dict[str, Any]]:
     rows = [json.loads(line) for line in (folder / "questions.jsonl").read_text().splitlines() if line.strip()]
     if limit and limit < len(rows):
