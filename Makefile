@@ -6,16 +6,18 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 PYTHON ?= python3
 # llama.cpp is compiled for this CPU's instruction sets (scripts/llama-cmake-args.sh). pip's own
-# wheel cache ignores CMAKE_ARGS, so the wheel is kept per flag set and reused after.
+# wheel cache ignores CMAKE_ARGS, so the wheel is kept per flag set and reused after. The key
+# leaves out the checkout's path (the AMX header's -include names it) and takes the header's text.
 LLAMA_VERSION := 0.3.36
 LLAMA_ARGS    := $(shell sh scripts/llama-cmake-args.sh)
-LLAMA_WHEELS  := $(HOME)/.cache/qa-bot/llama-wheels/$(shell echo "$(LLAMA_VERSION) $(LLAMA_ARGS)" | sha256sum | cut -c1-16)
+LLAMA_KEY     := $(shell (echo "$(LLAMA_VERSION) $(LLAMA_ARGS)" | sed 's|$(CURDIR)||g'; cat scripts/amx-ldtilecfg.h) | sha256sum | cut -c1-16)
+LLAMA_WHEELS  := $(HOME)/.cache/qa-bot/llama-wheels/$(LLAMA_KEY)
 
 .PHONY: install run test lint bench clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml requirements-models.txt Makefile scripts/llama-cmake-args.sh
+$(STAMP): pyproject.toml requirements-models.txt Makefile scripts/llama-cmake-args.sh scripts/amx-ldtilecfg.h
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	# The pinned CPU torch first: anything later that wants torch finds it satisfied.

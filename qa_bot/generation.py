@@ -18,8 +18,10 @@ import hashlib
 import importlib
 import importlib.util
 import os
+import queue
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
@@ -117,6 +119,15 @@ def model_file(settings: GenerationSettings) -> Path:
 
 
 class LlamaCppGenerator:
+    """llama.cpp in this process. Every call that runs the model runs on one thread of its own.
+
+    Why a thread of its own: with AMX (scripts/llama-cmake-args.sh), ggml configures the CPU's
+    tile registers once per thread and assumes they stay configured, while torch's bf16 kernels
+    (the embedder) release them when they finish. Sharing a thread with the embedder would
+    make llama.cpp's next prompt die with SIGILL (seen in the test suite). One worker thread
+    also serialises the single llama context, which a lock used to do.
+    """
+
     def __init__(self, settings: GenerationSettings) -> None:
         try:
             from llama_cpp import Llama
@@ -125,18 +136,19 @@ class LlamaCppGenerator:
         path = model_file(settings)
         self.settings = settings
         self.name = path.name
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama.cpp")
         try:
-            self.llm = Llama(
+            self.llm = self._worker.submit(
+                Llama,
                 model_path=str(path),
                 n_ctx=settings.context_tokens,
                 n_threads=settings.threads,
                 n_batch=512,
                 verbose=False,
                 seed=settings.seed,
-            )
+            ).result()
         except (ValueError, RuntimeError) as exc:
             raise GenerationError(f"cannot load the model {path}: {exc}") from exc
-        self._lock = threading.Lock()  # one llama context: one generation at a time
         self._yes_no = self._yes_no_tokens()
 
     def _yes_no_tokens(self) -> dict[int, str]:
@@ -178,42 +190,64 @@ class LlamaCppGenerator:
         check whose prompt shares its start with the answer prompt costs only its own
         last few tokens, and the answer that follows reuses the check's work.
         """
-        import llama_cpp
-        import numpy as np
-
         tokens = self._chat_tokens(messages)
         if tokens is None or not self._yes_no or len(tokens) >= self.llm.n_ctx():
             return None
-        with self._lock:
-            llm = self.llm
-            cached = llm.input_ids[: llm.n_tokens]
-            keep = 0
-            for a, b in zip(cached, tokens[:-1], strict=False):  # at least one token must be evaluated
-                if a != b:
-                    break
-                keep += 1
-            llm.n_tokens = keep  # eval() drops the KV cache beyond this point
-            llm.eval(tokens[keep:])
-            logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(llm.n_vocab(),))
-            ids = list(self._yes_no)
-            chosen = logits[ids].astype(np.float64)
-            probs = np.exp(chosen - logits.max())
+        return self._worker.submit(self._yes_share_after, tokens).result()
+
+    def _yes_share_after(self, tokens: list[int]) -> float | None:
+        import llama_cpp
+        import numpy as np
+
+        llm = self.llm
+        cached = llm.input_ids[: llm.n_tokens]
+        keep = 0
+        for a, b in zip(cached, tokens[:-1], strict=False):  # at least one token must be evaluated
+            if a != b:
+                break
+            keep += 1
+        llm.n_tokens = keep  # eval() drops the KV cache beyond this point
+        llm.eval(tokens[keep:])
+        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(llm.n_vocab(),))
+        ids = list(self._yes_no)
+        probs = np.exp(logits[ids].astype(np.float64) - logits.max())
         return _yes_share({self._yes_no[i]: float(p) for i, p in zip(ids, probs, strict=True)})
 
     def stream(self, messages: list[Message], max_tokens: int | None = None) -> Iterator[str]:
-        with self._lock:
-            # No reset(): llama-cpp-python reuses the KV cache of the longest common prefix,
-            # so the fixed system prompt is not processed again for every question.
-            chunks = self.llm.create_chat_completion(
-                messages=messages,
-                max_tokens=max_tokens or self.settings.max_tokens,
-                temperature=self.settings.temperature,
-                stream=True,
-            )
-            for chunk in chunks:
-                delta = chunk["choices"][0].get("delta", {}).get("content")
-                if delta:
-                    yield delta
+        """Deltas as the worker thread produces them; closing the iterator stops the model."""
+        out: queue.Queue[str | Exception | None] = queue.Queue()
+        stop = threading.Event()
+
+        def produce() -> None:
+            try:
+                # No reset(): llama-cpp-python reuses the KV cache of the longest common prefix,
+                # so the fixed system prompt is not processed again for every question.
+                chunks = self.llm.create_chat_completion(
+                    messages=messages,
+                    max_tokens=max_tokens or self.settings.max_tokens,
+                    temperature=self.settings.temperature,
+                    stream=True,
+                )
+                for chunk in chunks:
+                    if stop.is_set():
+                        break
+                    delta = chunk["choices"][0].get("delta", {}).get("content")
+                    if delta:
+                        out.put(delta)
+            except Exception as exc:  # noqa: BLE001 - re-raised in the caller's thread below
+                out.put(exc)
+            finally:
+                out.put(None)
+
+        done = self._worker.submit(produce)
+        try:
+            while (item := out.get()) is not None:
+                if isinstance(item, Exception):
+                    raise item
+                yield item
+        finally:
+            stop.set()
+            done.result()  # the next call must find the context idle
 
     def count_tokens(self, text: str) -> int:
         return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False))
