@@ -44,6 +44,8 @@ bench: install
 	$(PY) benchmarks/ingest_speed.py
 	$(PY) benchmarks/retrieval_recall.py
 	$(PY) benchmarks/query_latency.py
+	$(PY) benchmarks/llm_speed.py
+	$(PY) benchmarks/answer_latency.py
 	$(PY) benchmarks/serve_memory.py
 
 clean:

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -101,6 +102,26 @@ def test_streaming_yields_deltas_then_the_answer(bot: QABot) -> None:
     assert deltas and all(isinstance(d, str) for d in deltas)
     assert "first_token" in parts[-1].timings and parts[-1].timings["first_token"] <= parts[-1].timings["answer"]
     check_invariants(parts[-1])
+
+
+def test_the_model_runs_on_its_own_thread_and_a_closed_stream_frees_it(bot: QABot) -> None:
+    # llama.cpp must never run on the caller's thread, where the embedder's torch kernels run:
+    # with AMX they release the tile registers ggml configured there (SIGILL; see generation.py).
+    llm = bot.generator.llm
+    threads: list[str] = []
+    real_eval = llm.eval
+    llm.eval = lambda tokens: (threads.append(threading.current_thread().name), real_eval(tokens))[1]
+    try:
+        stream = bot.stream("What did Putin say in Sochi about restoring relations with Russia?")
+        first = next(part for part in stream if isinstance(part, str))
+        stream.close()  # a reader that leaves early (a closed browser tab)
+        answer = bot.ask("Why did Putin praise Trump?")  # the context is free again
+    finally:
+        del llm.eval
+    assert first and threads
+    assert all(name.startswith("llama.cpp") for name in threads), set(threads)
+    assert threading.current_thread().name not in threads
+    check_invariants(answer)
 
 
 def test_unanswerable_question_is_refused(bot: QABot) -> None:

@@ -1,0 +1,71 @@
+"""Where an answer's time goes, in one process as `qa-bot serve` runs it (embedder and model together).
+
+Usage::
+
+    .venv/bin/python benchmarks/answer_latency.py [--rounds 2]
+
+Ingests the sample article into a temporary store, asks one warm-up question, then asks the
+same six questions ``--rounds`` times and prints the medians of each step's time from
+``Answer.timings``: the answerability check (which processes the whole prompt), the first
+token, the whole answer, and the writing (answer minus first token). To compare two builds
+of llama-cpp-python, install the other wheel with ``pip install --target DIR`` and run this
+script with ``PYTHONPATH=DIR`` in alternation with a plain run; the build's CPU features are
+printed with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ingest.pipeline import ingest  # noqa: E402
+from qa_bot import QABot, load_settings  # noqa: E402
+
+QUESTIONS = [
+    "Why did Putin praise Trump?",
+    "What did Putin say about Ukraine?",
+    "Where did Putin speak?",
+    "What did Putin say about the assassination attempt?",
+    "Who did Putin congratulate?",
+    "What did Putin say about relations with the United States?",
+]
+STEPS = ("check", "first_token", "answer", "writing")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    import llama_cpp
+
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = load_settings(ROOT / "config.yaml")
+        store = settings.store.model_copy(update={"path": Path(tmp) / "store"})
+        settings = settings.model_copy(update={"store": store})
+        ingest(str(ROOT / "data" / "articles"), settings)
+        bot = QABot(settings)
+        bot.ask("What is the article about?")  # loads the model; the system prompt is cached after
+        seen: dict[str, list[float]] = {step: [] for step in STEPS}
+        for _ in range(args.rounds):
+            for question in QUESTIONS:
+                timings = dict(bot.ask(question).timings)
+                if "answer" in timings:
+                    timings["writing"] = timings["answer"] - timings["first_token"]
+                for step in STEPS:
+                    if step in timings:
+                        seen[step].append(timings[step])
+    features = [f for f in llama_cpp.llama_print_system_info().decode().split("|") if "= 1" in f]
+    print("llama.cpp build:", " ".join(f.split("=")[0].strip() for f in features))
+    for step in STEPS:
+        if seen[step]:
+            print(f"{step:12s} p50 {statistics.median(seen[step]):5.2f} s  ({len(seen[step])} answers)")
+
+
+if __name__ == "__main__":
+    main()
