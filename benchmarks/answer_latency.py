@@ -24,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.llm_speed import build_features  # noqa: E402
 from ingest.pipeline import ingest  # noqa: E402
 from qa_bot import QABot, load_settings  # noqa: E402
 
@@ -42,8 +43,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    import llama_cpp
-
     with tempfile.TemporaryDirectory() as tmp:
         settings = load_settings(ROOT / "config.yaml")
         store = settings.store.model_copy(update={"path": Path(tmp) / "store"})
@@ -60,8 +59,7 @@ def main() -> None:
                 for step in STEPS:
                     if step in timings:
                         seen[step].append(timings[step])
-    features = [f for f in llama_cpp.llama_print_system_info().decode().split("|") if "= 1" in f]
-    print("llama.cpp build:", " ".join(f.split("=")[0].strip() for f in features))
+    print(f"llama.cpp build: {build_features()}")
     for step in STEPS:
         if seen[step]:
             print(f"{step:12s} p50 {statistics.median(seen[step]):5.2f} s  ({len(seen[step])} answers)")

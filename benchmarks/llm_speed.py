@@ -6,15 +6,14 @@ Usage::
 
 Each run clears the KV cache, evaluates the opening of the sample article as one prompt
 (timed: prompt tokens/s), then generates up to 40 tokens from it (timed: generated tokens/s).
-The figures are medians over the runs; the build's CPU flags are printed with them, since
-they decide the speed (see scripts/llama-cmake-args.sh).
+The figures are medians over the runs; the installed build's CPU features are printed with
+them, since they decide the speed (see scripts/llama-cmake-args.sh).
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,6 +23,15 @@ sys.path.insert(0, str(ROOT))
 
 from qa_bot.generation import get_generator  # noqa: E402
 from qa_bot.settings import load_settings  # noqa: E402
+
+
+def build_features() -> str:
+    """The CPU features the installed llama.cpp was built with (not those the script would pick
+    now: with PYTHONPATH, another wheel may be the one running)."""
+    import llama_cpp
+
+    info = llama_cpp.llama_print_system_info().decode()
+    return " ".join(part.split("=")[0].strip() for part in info.split("|") if "= 1" in part)
 
 
 def main() -> None:
@@ -47,9 +55,8 @@ def main() -> None:
             if n == 40 or token == llm.token_eos():
                 break
         gen_speed.append(n / (time.perf_counter() - began))
-    flags = subprocess.run(["sh", str(ROOT / "scripts" / "llama-cmake-args.sh")], capture_output=True, text=True)
     print(f"model: {Path(llm.model_path).name}, threads {settings.generation.threads}")
-    print(f"build flags (from this CPU): {flags.stdout.strip()}")
+    print(f"llama.cpp build: {build_features()}")
     print(f"prompt: {len(prompt)} tokens, {statistics.median(prompt_speed):.1f} tokens/s (median of {args.runs})")
     print(f"generation: {statistics.median(gen_speed):.1f} tokens/s (median of {args.runs}, up to 40 tokens)")
 
