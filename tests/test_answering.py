@@ -311,3 +311,29 @@ def test_default_model_answers_with_a_true_citation(store_path: Path) -> None:
     cited = {c.passage.doc_id for c in answer.citations}
     assert SAMPLE.name in cited
     assert "bravery" in answer.text.lower() or "courage" in answer.text.lower() or "assassination" in answer.text
+
+
+def test_requantized_weights_are_made_once_and_answer(tmp_path: Path) -> None:
+    """generation.weights' conversion, on the small model: made once, loadable, and it answers."""
+    from llama_cpp import llama_model_quantize  # noqa: F401 - the API the conversion needs
+
+    from qa_bot.generation import get_generator, requantized
+
+    source = smollm2_file()
+    target = tmp_path / "smollm2.as-q8_0.gguf"
+    assert requantized(source, "q8_0", target) == target
+    assert target.stat().st_size > source.stat().st_size  # Q4_1 to Q8_0: about twice the bytes
+    made = target.stat().st_mtime_ns
+    assert requantized(source, "q8_0", target) == target and target.stat().st_mtime_ns == made  # reused
+    generator = get_generator(llm_settings(tmp_path, model_path=str(target)).generation)
+    assert generator.llm.metadata["general.file_type"] == "7"  # LLAMA_FTYPE_MOSTLY_Q8_0
+    reply = "".join(generator.stream([{"role": "user", "content": "Say hello."}], max_tokens=8))
+    assert reply.strip()
+
+    bad = tmp_path / "notes.gguf"
+    bad.write_bytes(b"not a model at all")
+    with pytest.raises(GenerationError, match=r"notes\.gguf"):
+        requantized(bad, "q8_0", tmp_path / "notes.as-q8_0.gguf")
+    with pytest.raises(GenerationError, match=r"Unknown weights 'q3'\. Supported: \['q4_0', 'q8_0', 'as-shipped'\]"):
+        requantized(source, "q3", tmp_path / "x.gguf")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.gguf", "smollm2.as-q8_0.gguf"]  # no leftovers

@@ -219,7 +219,8 @@ def _eval_settings(settings: Settings) -> dict[str, Any]:
         "answer": settings.answer.model_dump(mode="json"),
         "retrieval": settings.retrieval.model_dump(mode="json"),
         "generation": settings.generation.model_dump(
-            mode="json", include={"backend", "model", "model_path", "openai_model", "prompt_tokens", "max_tokens"}
+            mode="json",
+            include={"backend", "model", "model_path", "weights", "openai_model", "prompt_tokens", "max_tokens"},
         ),
     }
 
