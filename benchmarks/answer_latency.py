@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/answer_latency.py [--rounds 2]
+    .venv/bin/python benchmarks/answer_latency.py [--rounds 2] [--weights as-shipped]
 
 Ingests the sample article into a temporary store, asks one warm-up question, then asks the
 same six questions ``--rounds`` times and prints the medians of each step's time from
@@ -10,7 +10,7 @@ same six questions ``--rounds`` times and prints the medians of each step's time
 token, the whole answer, and the writing (answer minus first token). To compare two builds
 of llama-cpp-python, install the other wheel with ``pip install --target DIR`` and run this
 script with ``PYTHONPATH=DIR`` in alternation with a plain run; the build's CPU features are
-printed with the figures.
+printed with the figures. ``--weights`` compares the model's weights the same way.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.llm_speed import build_features  # noqa: E402
+from benchmarks.llm_speed import WEIGHTS, bench_settings, build_features  # noqa: E402
 from ingest.pipeline import ingest  # noqa: E402
-from qa_bot import QABot, load_settings  # noqa: E402
+from qa_bot import QABot  # noqa: E402
 
 QUESTIONS = [
     "Why did Putin praise Trump?",
@@ -42,9 +42,10 @@ STEPS = ("check", "first_token", "answer", "writing")
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--weights", choices=WEIGHTS, help="override generation.weights")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        settings = load_settings(ROOT / "config.yaml")
+        settings = bench_settings(args.weights)
         store = settings.store.model_copy(update={"path": Path(tmp) / "store"})
         settings = settings.model_copy(update={"store": store})
         ingest(str(ROOT / "data" / "articles"), settings)
@@ -60,6 +61,7 @@ def main() -> None:
                     if step in timings:
                         seen[step].append(timings[step])
     print(f"llama.cpp build: {build_features()}")
+    print(f"model: {bot.generator.name}")
     for step in STEPS:
         if seen[step]:
             print(f"{step:12s} p50 {statistics.median(seen[step]):5.2f} s  ({len(seen[step])} answers)")

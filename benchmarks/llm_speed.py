@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/llm_speed.py [--runs 3] [--prompt-chars 1800]
+    .venv/bin/python benchmarks/llm_speed.py [--runs 3] [--prompt-chars 1800] [--weights as-shipped]
 
 Each run clears the KV cache, evaluates the opening of the sample article as one prompt
 (timed: prompt tokens/s), then generates up to 40 tokens from it (timed: generated tokens/s).
@@ -22,7 +22,18 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from qa_bot.generation import get_generator  # noqa: E402
-from qa_bot.settings import load_settings  # noqa: E402
+from qa_bot.settings import GenerationSettings, Settings, load_settings  # noqa: E402
+
+WEIGHTS = GenerationSettings.model_fields["weights"].annotation.__args__  # the Literal's values
+
+
+def bench_settings(weights: str | None) -> Settings:
+    """The repository's config.yaml, with generation.weights replaced for an A/B run."""
+    settings = load_settings(ROOT / "config.yaml")
+    if weights is None:
+        return settings
+    generation = settings.generation.model_copy(update={"weights": weights})
+    return settings.model_copy(update={"generation": generation})
 
 
 def build_features() -> str:
@@ -38,8 +49,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--prompt-chars", type=int, default=1800)
+    parser.add_argument("--weights", choices=WEIGHTS, help="override generation.weights")
     args = parser.parse_args()
-    settings = load_settings(ROOT / "config.yaml")
+    settings = bench_settings(args.weights)
     llm = get_generator(settings.generation).llm
     sample = next((ROOT / "data" / "articles").glob("*.txt")).read_text()[: args.prompt_chars]
     prompt = llm.tokenize(sample.encode("utf-8"))
