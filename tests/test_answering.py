@@ -316,8 +316,6 @@ def test_default_model_answers_with_a_true_citation(store_path: Path) -> None:
 
 def test_requantized_weights_are_made_once_and_answer(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """generation.weights' conversion, on the small model: made once, said, loadable, and it answers."""
-    from llama_cpp import llama_model_quantize  # noqa: F401 - the API the conversion needs
-
     from qa_bot.generation import get_generator, requantized
 
     source = smollm2_file()
