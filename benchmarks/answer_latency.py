@@ -24,9 +24,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.llm_speed import WEIGHTS, bench_settings, build_features  # noqa: E402
+from benchmarks.llm_speed import bench_settings, build_features  # noqa: E402
 from ingest.pipeline import ingest  # noqa: E402
 from qa_bot import QABot  # noqa: E402
+from qa_bot.settings import WEIGHTS  # noqa: E402
 
 QUESTIONS = [
     "Why did Putin praise Trump?",

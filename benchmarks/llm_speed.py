@@ -22,9 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from qa_bot.generation import get_generator  # noqa: E402
-from qa_bot.settings import GenerationSettings, Settings, load_settings  # noqa: E402
-
-WEIGHTS = GenerationSettings.model_fields["weights"].annotation.__args__  # the Literal's values
+from qa_bot.settings import WEIGHTS, Settings, load_settings  # noqa: E402
 
 
 def bench_settings(weights: str | None) -> Settings:

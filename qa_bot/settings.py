@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -87,6 +87,11 @@ class RetrievalSettings(_Section):
     index_ttl: float = Field(60.0, ge=0)
 
 
+# generation.weights: how the default model's weights are run (qa_bot.generation.requantized).
+Weights = Literal["q8_0", "q4_0", "as-shipped"]
+WEIGHTS: tuple[str, ...] = get_args(Weights)
+
+
 class GenerationSettings(_Section):
     backend: Literal["llama_cpp", "openai"] = "llama_cpp"
     # llama_cpp: the bundled model to use, unless model_path names another GGUF file.
@@ -98,7 +103,7 @@ class GenerationSettings(_Section):
     # (derived from them once, 10 s, 1.9 GB) reads a prompt about 1.5x faster on this CPU and,
     # re-rounding the Q4_K_M values on a finer grid, scored on squad2 and clapnq as the shipped
     # file does (README "Weights"). q4_0 is coarser, not evaluated; as-shipped runs the parts' file.
-    weights: Literal["q8_0", "q4_0", "as-shipped"] = "q8_0"
+    weights: Weights = "q8_0"
     context_tokens: int = Field(2048, ge=256)
     # Answers are one or two sentences; the cap bounds the rare rambling reply (10 tokens/s here).
     max_tokens: int = Field(120, ge=1)
