@@ -1,0 +1,101 @@
+"""How many prompt tokens the passages cost, and whether the answer's evidence gets into them.
+
+Usage::
+
+    .venv/bin/python benchmarks/prompt_budget.py [--sets squad2 clapnq] [--budgets 350 300 250 230]
+
+For every question of each set, the passages are those ``QABot`` retrieves; their text for the
+prompt is chosen two ways at each budget (``generation.prompt_tokens``, in the embedder's
+tokens): ``shared``, the bot's own selection (one budget for all passages, each keeping its
+closest sentence), and ``even``, the split the bot used before (the budget divided evenly,
+each passage's closest sentences within its share). No model writes anything, so the whole
+comparison takes a minute or two. Printed per set and budget: the passages' length in the
+LLM's tokens (p50, mean; the first token waits for these) and, over the answerable questions,
+the share whose evidence reached the prompt: clapnq's gold sentences (each counted when 80 %
+of its content words are there, averaged per question), or else the reference answer
+verbatim (SQuAD's short spans). Needs the stores built by benchmarks/retrieval_recall.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from qa_bot import QABot  # noqa: E402
+from qa_bot.bot import INSTRUCTION_LIKE  # noqa: E402
+from qa_bot.citations import PassageSentences, content_words  # noqa: E402
+from qa_bot.settings import load_settings  # noqa: E402
+from ui.evaluate import load_questions, normalise  # noqa: E402
+
+EVAL = ROOT.parent / "shared" / "eval"
+
+
+def even_split(bot: QABot, prepared: list[PassageSentences], q_vec: np.ndarray, budget: int) -> list[str]:
+    """The earlier selection: each passage its own share of the budget."""
+    share = max(40, budget // max(1, len(prepared)))
+    bodies = []
+    for ps in prepared:
+        lengths = bot.embedder.count_tokens([ps.sentence(i) for i in range(len(ps.spans))])
+        chosen, used = [], 0
+        for i in np.argsort(-(ps.vectors @ q_vec)):
+            if INSTRUCTION_LIKE.search(ps.sentence(int(i))) or (chosen and used + lengths[i] > share):
+                continue
+            chosen.append(int(i))
+            used += lengths[i]
+        bodies.append(" ".join(ps.sentence(i) for i in sorted(chosen)))
+    return bodies
+
+
+def shared(bot: QABot, prepared: list[PassageSentences], q_vec: np.ndarray, budget: int) -> list[str]:
+    bot.settings.generation.prompt_tokens = budget
+    return bot._select_sentences(prepared, q_vec)
+
+
+def evidence_in(question: dict, text: str) -> float:
+    if question.get("gold_sentences"):
+        words = set(content_words(text))
+        found = [len(g & words) >= 0.8 * len(g) for g in (set(content_words(s)) for s in question["gold_sentences"])]
+        return float(np.mean(found))
+    return float(any(normalise(a) in normalise(text) for a in question["answers"]))
+
+
+def run(name: str, budgets: list[int]) -> None:
+    base = load_settings(ROOT / "config.yaml")
+    store = base.store.model_copy(update={"path": ROOT / "var" / "bench" / f"{name}-128-32-1"})
+    bot = QABot(base.model_copy(update={"store": store}))
+    figures: dict[tuple[str, int], tuple[list[int], list[float]]] = {}
+    for q in load_questions(EVAL / name, None):
+        prepared = bot.scorer.prepare(bot.retrieve(q["question"]))
+        q_vec = np.asarray(bot.embedder.embed([q["question"]]), dtype=np.float32)[0]
+        for budget in budgets:
+            for label, select in (("even", even_split), ("shared", shared)):
+                text = "\n".join(select(bot, prepared, q_vec, budget))
+                tokens, found = figures.setdefault((label, budget), ([], []))
+                tokens.append(bot.generator.count_tokens(text))
+                if q["answerable"]:
+                    found.append(evidence_in(q, text))
+    for (label, budget), (tokens, found) in sorted(figures.items(), key=lambda kv: (-kv[0][1], kv[0][0])):
+        print(
+            f"{name:10s} {label:6s} {budget:4d}  LLM tokens p50 {statistics.median(tokens):5.0f} "
+            f"mean {np.mean(tokens):5.0f}   evidence in prompt {np.mean(found):.3f}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sets", nargs="+", default=["squad2", "clapnq"])
+    parser.add_argument("--budgets", nargs="+", type=int, default=[350, 300, 250, 230])
+    args = parser.parse_args()
+    for name in args.sets:
+        run(name, args.budgets)
+
+
+if __name__ == "__main__":
+    main()
