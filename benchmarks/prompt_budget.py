@@ -6,14 +6,15 @@ Usage::
 
 For every question of each set, the passages are those ``QABot`` retrieves; their text for the
 prompt is chosen two ways at each budget (``generation.prompt_tokens``, in the embedder's
-tokens): ``shared``, the bot's own selection (one budget for all passages, each keeping its
-closest sentence), and ``even``, the split the bot used before (the budget divided evenly,
-each passage's closest sentences within its share). No model writes anything, so the whole
-comparison takes a minute or two. Printed per set and budget: the passages' length in the
-LLM's tokens (p50, mean; the first token waits for these) and, over the answerable questions,
-the share whose evidence reached the prompt: clapnq's gold sentences (each counted when 80 %
-of its content words are there, averaged per question), or else the reference answer
-verbatim (SQuAD's short spans). Needs the stores built by benchmarks/retrieval_recall.py.
+tokens): ``even``, the bot's own selection (the budget divided evenly, each passage's
+closest sentences within its share), and ``shared``, one budget for all passages, each
+keeping its closest sentence (tried in the bot at 681e11f and reverted: README "Known
+limits"). No model writes anything, so the comparison takes a minute or two. Printed per
+set and budget: the passages' length in the LLM's tokens (p50, mean; the first token waits
+for these) and, over the answerable questions, the share whose evidence reached the prompt:
+clapnq's gold sentences (each counted when 80 % of its content words are there, averaged per
+question), or else the reference answer verbatim (SQuAD's short spans). Needs the stores
+built by benchmarks/retrieval_recall.py.
 """
 
 from __future__ import annotations
@@ -38,24 +39,32 @@ EVAL = ROOT.parent / "shared" / "eval"
 
 
 def even_split(bot: QABot, prepared: list[PassageSentences], q_vec: np.ndarray, budget: int) -> list[str]:
-    """The earlier selection: each passage its own share of the budget."""
+    """The bot's selection: the budget divided evenly, each passage its closest sentences."""
     share = max(40, budget // max(1, len(prepared)))
-    bodies = []
-    for ps in prepared:
-        lengths = bot.embedder.count_tokens([ps.sentence(i) for i in range(len(ps.spans))])
-        chosen, used = [], 0
-        for i in np.argsort(-(ps.vectors @ q_vec)):
-            if INSTRUCTION_LIKE.search(ps.sentence(int(i))) or (chosen and used + lengths[i] > share):
-                continue
-            chosen.append(int(i))
-            used += lengths[i]
-        bodies.append(" ".join(ps.sentence(i) for i in sorted(chosen)))
-    return bodies
+    return [bot._select_sentences(ps, q_vec, share) for ps in prepared]
 
 
 def shared(bot: QABot, prepared: list[PassageSentences], q_vec: np.ndarray, budget: int) -> list[str]:
-    bot.settings.generation.prompt_tokens = budget
-    return bot._select_sentences(prepared, q_vec)
+    """One budget for all passages: each keeps its closest sentence, the rest go to the closest anywhere.
+
+    Tried in QABot at commit 681e11f and reverted (README "Known limits").
+    """
+    candidates = [
+        (float(ps.vectors[i] @ q_vec), n, i)
+        for n, ps in enumerate(prepared)
+        for i in range(len(ps.spans))
+        if not INSTRUCTION_LIKE.search(ps.sentence(i))
+    ]
+    candidates.sort(key=lambda c: -c[0])
+    lengths = bot.embedder.count_tokens([prepared[n].sentence(i) for _, n, i in candidates])
+    chosen: list[set[int]] = [set() for _ in prepared]
+    used = 0
+    for first_pass in (True, False):
+        for (_, n, i), length in zip(candidates, lengths, strict=True):
+            if (first_pass and not chosen[n]) or (not first_pass and i not in chosen[n] and used + length <= budget):
+                chosen[n].add(i)
+                used += length
+    return [" ".join(ps.sentence(i) for i in sorted(c)) for ps, c in zip(prepared, chosen, strict=True)]
 
 
 def evidence_in(question: dict, text: str) -> float:

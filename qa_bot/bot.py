@@ -186,10 +186,11 @@ class QABot:
     def _messages(
         self, question: str, q_vec: np.ndarray, prepared: list[PassageSentences], history: History | None
     ) -> list[dict]:
-        bodies = self._select_sentences(prepared, q_vec)
+        budget = max(40, self.settings.generation.prompt_tokens // max(1, len(prepared)))
         blocks, seen_docs = [], {}
-        for n, (ps, body) in enumerate(zip(prepared, bodies, strict=True), start=1):
+        for n, ps in enumerate(prepared, start=1):
             p = ps.passage
+            body = self._select_sentences(ps, q_vec, budget)
             if p.doc_id in seen_docs:  # the title again would only cost prompt time
                 blocks.append(f"[{n}] (more of article [{seen_docs[p.doc_id]}])\n{body}")
                 continue
@@ -214,36 +215,20 @@ class QABot:
         messages.append({"role": "user", "content": f"Passages:\n<<<\n{passages}\n>>>\n\nQuestion: {question}"})
         return messages
 
-    def _select_sentences(self, prepared: list[PassageSentences], q_vec: np.ndarray) -> list[str]:
-        """Each passage's text for the prompt: the sentences closest to the question, in article order.
-
-        One budget (generation.prompt_tokens) is shared by all passages rather than split evenly:
-        every passage keeps its best sentence, so its number still means something, and the rest
-        of the budget goes to the closest sentences wherever they are. A passage that barely
-        matches no longer costs as much prompt time as the one holding the answer, and the one
-        holding it can show more of its context (README "Prompt").
-        """
-        candidates: list[tuple[float, int, int]] = []
-        for n, ps in enumerate(prepared):
-            closeness = ps.vectors @ q_vec
-            for i in range(len(ps.spans)):
-                # Article text is data: a sentence that addresses the AI is not passed on.
-                if not INSTRUCTION_LIKE.search(ps.sentence(i)):
-                    candidates.append((float(closeness[i]), n, i))
-        candidates.sort(key=lambda c: -c[0])
-        lengths = self.embedder.count_tokens([prepared[n].sentence(i) for _, n, i in candidates])
-        ranked = [(n, i, length) for (_, n, i), length in zip(candidates, lengths, strict=True)]
-        chosen: list[set[int]] = [set() for _ in prepared]
-        used = 0
-        for n, i, length in ranked:  # first pass: each passage's best sentence
-            if not chosen[n]:
-                chosen[n].add(i)
-                used += length
-        for n, i, length in ranked:
-            if i not in chosen[n] and used + length <= self.settings.generation.prompt_tokens:
-                chosen[n].add(i)
-                used += length
-        return [" ".join(ps.sentence(i) for i in sorted(c)) for ps, c in zip(prepared, chosen, strict=True)]
+    def _select_sentences(self, ps: PassageSentences, q_vec: np.ndarray, budget: int) -> str:
+        """The passage's sentences most relevant to the question, in article order, within budget."""
+        order = np.argsort(-(ps.vectors @ q_vec))
+        lengths = self.embedder.count_tokens([ps.sentence(i) for i in range(len(ps.spans))])
+        chosen, used = [], 0
+        for i in order:
+            sentence = ps.sentence(int(i))
+            if INSTRUCTION_LIKE.search(sentence):
+                continue  # article text is data: a sentence that addresses the AI is not passed on
+            if chosen and used + lengths[i] > budget:
+                continue
+            chosen.append(int(i))
+            used += lengths[i]
+        return " ".join(ps.sentence(i) for i in sorted(chosen))
 
     def _finish(
         self, question: str, raw: str, prepared: list[PassageSentences], scores: dict[str, float], timings: dict

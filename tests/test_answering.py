@@ -18,7 +18,7 @@ import pytest
 
 from ingest import ingest
 from qa_bot import REFUSAL, Answer, GenerationError, QABot, QuestionError
-from qa_bot.bot import EMPTY_STORE, INSTRUCTION_LIKE
+from qa_bot.bot import EMPTY_STORE
 from qa_bot.generation import smollm2_file
 from qa_bot.settings import Settings
 from tests.conftest import DATA, FAST_MODEL, ROOT, SAMPLE, free_port, make_settings
@@ -168,29 +168,6 @@ def test_prompt_injection_in_an_article_changes_nothing(bot: QABot) -> None:
     assert "BANANAS" not in answer.text and "Trump lost" not in answer.text
     assert all("Ignore your previous" not in c.quote for c in answer.citations)
     check_invariants(answer)
-
-
-def test_prompt_budget_is_shared_by_closeness_to_the_question(store_path: Path) -> None:
-    question = "Why did Putin praise Trump?"
-    for budget, everything in ((60, False), (10_000, True)):
-        bot = QABot(llm_settings(store_path, prompt_tokens=budget))
-        prepared = bot.scorer.prepare(bot.retrieve(question))
-        q_vec = np.asarray(bot.embedder.embed([question]))[0]
-        bodies = bot._select_sentences(prepared, q_vec)
-        assert len(bodies) == len(prepared)
-        allowed = [[i for i in range(len(ps.spans)) if not INSTRUCTION_LIKE.search(ps.sentence(i))] for ps in prepared]
-        best = [
-            ps.sentence(max(ok, key=lambda i: float(ps.vectors[i] @ q_vec)))
-            for ps, ok in zip(prepared, allowed, strict=True)
-        ]
-        assert all(b in body for b, body in zip(best, bodies, strict=True))  # every number keeps a reason
-        used = sum(bot.embedder.count_tokens([body])[0] for body in bodies if body)
-        firsts = sum(bot.embedder.count_tokens(best))
-        if everything:
-            assert bodies == [" ".join(ps.sentence(i) for i in ok) for ps, ok in zip(prepared, allowed, strict=True)]
-        else:
-            assert used <= max(budget, firsts) + 8  # joined sentences tokenise a few tokens apart
-            assert any(len(body) < len(ps.passage.text) for ps, body in zip(prepared, bodies, strict=True))
 
 
 def with_check(store_path: Path, threshold: float) -> QABot:
