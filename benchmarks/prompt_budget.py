@@ -40,8 +40,8 @@ EVAL = ROOT.parent / "shared" / "eval"
 
 def even_split(bot: QABot, prepared: list[PassageSentences], q_vec: np.ndarray, budget: int) -> list[str]:
     """The bot's selection: the budget divided evenly, each passage its closest sentences."""
-    share = max(40, budget // max(1, len(prepared)))
-    return [bot._select_sentences(ps, q_vec, share) for ps in prepared]
+    bot.settings.generation.prompt_tokens = budget
+    return bot._passage_texts(prepared, q_vec)
 
 
 def shared(bot: QABot, prepared: list[PassageSentences], q_vec: np.ndarray, budget: int) -> list[str]:

@@ -186,11 +186,9 @@ class QABot:
     def _messages(
         self, question: str, q_vec: np.ndarray, prepared: list[PassageSentences], history: History | None
     ) -> list[dict]:
-        budget = max(40, self.settings.generation.prompt_tokens // max(1, len(prepared)))
         blocks, seen_docs = [], {}
-        for n, ps in enumerate(prepared, start=1):
+        for n, (ps, body) in enumerate(zip(prepared, self._passage_texts(prepared, q_vec), strict=True), start=1):
             p = ps.passage
-            body = self._select_sentences(ps, q_vec, budget)
             if p.doc_id in seen_docs:  # the title again would only cost prompt time
                 blocks.append(f"[{n}] (more of article [{seen_docs[p.doc_id]}])\n{body}")
                 continue
@@ -214,6 +212,15 @@ class QABot:
         passages = "\n\n".join(blocks)
         messages.append({"role": "user", "content": f"Passages:\n<<<\n{passages}\n>>>\n\nQuestion: {question}"})
         return messages
+
+    def _passage_texts(self, prepared: list[PassageSentences], q_vec: np.ndarray) -> list[str]:
+        """Each passage's text for the prompt, within an even share of generation.prompt_tokens.
+
+        An even share, not one budget for all: giving the best passage more made the model
+        refuse more often, not answer better (README "Known limits").
+        """
+        share = max(40, self.settings.generation.prompt_tokens // max(1, len(prepared)))
+        return [self._select_sentences(ps, q_vec, share) for ps in prepared]
 
     def _select_sentences(self, ps: PassageSentences, q_vec: np.ndarray, budget: int) -> str:
         """The passage's sentences most relevant to the question, in article order, within budget."""
