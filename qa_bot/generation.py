@@ -28,7 +28,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
-from qa_bot.settings import GenerationSettings
+from qa_bot.settings import WEIGHTS, GenerationSettings
 
 QWEN_FILE = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
 QWEN_SIZE = 1_117_320_768
@@ -122,7 +122,7 @@ def requantized(source: Path, weights: str, target: Path) -> Path:
     Written to a temporary name and renamed, so a crash never leaves half a model in place.
     """
     if weights not in FILE_TYPES:
-        raise GenerationError(f"Unknown weights {weights!r}. Supported: {[*sorted(FILE_TYPES), 'as-shipped']}")
+        raise GenerationError(f"Unknown weights {weights!r}. Supported: {list(WEIGHTS)}")
     if target.exists() and target.stat().st_mtime >= source.stat().st_mtime:
         return target
     import ctypes

@@ -88,7 +88,7 @@ class RetrievalSettings(_Section):
 
 
 # generation.weights: how the default model's weights are run (qa_bot.generation.requantized).
-Weights = Literal["q8_0", "q4_0", "as-shipped"]
+Weights = Literal["q4_0", "q8_0", "as-shipped"]
 WEIGHTS: tuple[str, ...] = get_args(Weights)
 
 
