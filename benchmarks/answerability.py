@@ -48,8 +48,9 @@ def readings(name: str, limit: int) -> list[dict]:
         passages = bot.retrieve(q["question"])
         prepared = bot.scorer.prepare(passages)
         q_vec = np.asarray(bot.embedder.embed([q["question"]]), dtype=np.float32)[0]
-        messages = bot._messages(q["question"], q_vec, prepared, None)
-        row = {"answerable": q["answerable"], "evidence": bot._evidence(q["question"], q_vec, prepared)}
+        evidence = bot._evidence(q["question"], q_vec, prepared)
+        _, messages = bot._prompt(q["question"], q_vec, prepared, evidence, None)
+        row = {"answerable": q["answerable"], "evidence": max(evidence)}
         for label, wording in WORDINGS.items():
             row[label] = bot.generator.yes_probability(with_line(messages, wording))
         rows.append(row)

@@ -124,17 +124,18 @@ class QABot:
             return
         prepared = self.scorer.prepare(passages)
         q_vec = np.asarray(self.embedder.embed([question]), dtype=np.float32)[0]  # once, for evidence and prompt
-        scores = {"evidence": self._evidence(question, q_vec, prepared)}
+        evidence = self._evidence(question, q_vec, prepared)
+        scores = {"evidence": max(evidence)}
         if scores["evidence"] < self.settings.answer.refuse_below:
             yield self._refusal(passages, timings, scores)
             return
-        messages = self._messages(question, q_vec, prepared, history)
+        prepared, messages = self._prompt(question, q_vec, prepared, evidence, history)
         answerable = self._answerable(messages)
         if answerable is not None:
             timings["check"] = time.perf_counter() - began
             scores["answerable"] = answerable
             if answerable < self.settings.answer.answerable_below:
-                yield self._refusal(passages, timings, scores)
+                yield self._refusal([ps.passage for ps in prepared], timings, scores)
                 return
         raw = []
         for delta in self.generator.stream(messages):
@@ -162,16 +163,36 @@ class QABot:
             )
         return " ".join(question.split())
 
-    def _evidence(self, question: str, q_vec: np.ndarray, prepared: list[PassageSentences]) -> float:
-        """How well the best passage sentence matches the question (same scale as support)."""
+    def _evidence(self, question: str, q_vec: np.ndarray, prepared: list[PassageSentences]) -> list[float]:
+        """For each passage, how well its best sentence matches the question (same scale as support)."""
         words = set(content_words(question))
-        best = 0.0
+        found = []
         for ps in prepared:
             cos = ps.vectors @ q_vec
-            for j, w in enumerate(ps.words):
-                lexical = len(words & w) / len(words) if words else 0.0
-                best = max(best, 0.5 * float(cos[j]) + 0.5 * lexical)
-        return best
+            lexical = [len(words & w) / len(words) if words else 0.0 for w in ps.words]
+            found.append(max(0.5 * float(c) + 0.5 * x for c, x in zip(cos, lexical, strict=True)))
+        return found
+
+    def _prompt(
+        self,
+        question: str,
+        q_vec: np.ndarray,
+        prepared: list[PassageSentences],
+        evidence: list[float],
+        history: History | None,
+    ) -> tuple[list[PassageSentences], list[dict]]:
+        """The passages the model is shown and its messages.
+
+        A passage whose evidence is more than generation.passage_margin below the best one's
+        is left out, unless it comes from the best one's article (an answer often runs on
+        into the next chunk). Its share of the prompt is saved, not handed to the others:
+        each token of the prompt delays the first token of the answer (README "Passage margin").
+        """
+        best = int(np.argmax(evidence))
+        floor = evidence[best] - self.settings.generation.passage_margin
+        article = prepared[best].passage.doc_id
+        shown = [ps for ps, e in zip(prepared, evidence, strict=True) if e >= floor or ps.passage.doc_id == article]
+        return shown, self._messages(question, q_vec, shown, history, self._share(len(prepared)))
 
     def _answerable(self, messages: list[dict]) -> float | None:
         """The model's own judgement, before it writes: do these passages answer the question?"""
@@ -184,10 +205,16 @@ class QABot:
         return Answer(text=REFUSAL, refused=True, passages=passages, mode="refused", timings=timings, scores=scores)
 
     def _messages(
-        self, question: str, q_vec: np.ndarray, prepared: list[PassageSentences], history: History | None
+        self,
+        question: str,
+        q_vec: np.ndarray,
+        prepared: list[PassageSentences],
+        history: History | None,
+        share: int | None = None,
     ) -> list[dict]:
+        texts = self._passage_texts(prepared, q_vec, share)
         blocks, seen_docs = [], {}
-        for n, (ps, body) in enumerate(zip(prepared, self._passage_texts(prepared, q_vec), strict=True), start=1):
+        for n, (ps, body) in enumerate(zip(prepared, texts, strict=True), start=1):
             p = ps.passage
             if p.doc_id in seen_docs:  # the title again would only cost prompt time
                 blocks.append(f"[{n}] (more of article [{seen_docs[p.doc_id]}])\n{body}")
@@ -213,13 +240,19 @@ class QABot:
         messages.append({"role": "user", "content": f"Passages:\n<<<\n{passages}\n>>>\n\nQuestion: {question}"})
         return messages
 
-    def _passage_texts(self, prepared: list[PassageSentences], q_vec: np.ndarray) -> list[str]:
-        """Each passage's text for the prompt, within an even share of generation.prompt_tokens.
+    def _share(self, passages: int) -> int:
+        """Each passage's even share of generation.prompt_tokens.
 
         An even share, not one budget for all: giving the best passage more made the model
         refuse more often, not answer better (README "Known limits").
         """
-        share = max(40, self.settings.generation.prompt_tokens // max(1, len(prepared)))
+        return max(40, self.settings.generation.prompt_tokens // max(1, passages))
+
+    def _passage_texts(
+        self, prepared: list[PassageSentences], q_vec: np.ndarray, share: int | None = None
+    ) -> list[str]:
+        """Each passage's text for the prompt: its closest sentences within ``share`` (default: even)."""
+        share = share or self._share(len(prepared))
         return [self._select_sentences(ps, q_vec, share) for ps in prepared]
 
     def _select_sentences(self, ps: PassageSentences, q_vec: np.ndarray, budget: int) -> str:

@@ -170,6 +170,33 @@ def test_prompt_injection_in_an_article_changes_nothing(bot: QABot) -> None:
     check_invariants(answer)
 
 
+def test_passages_far_below_the_best_are_left_out_of_the_prompt(store_path: Path) -> None:
+    question = "Where did the lunar probe go to search for water ice?"
+    bot = QABot(llm_settings(store_path, passage_margin=0.05))
+    retrieved = bot.retrieve(question)
+    prepared = bot.scorer.prepare(retrieved)
+    q_vec = np.asarray(bot.embedder.embed([question])[0], dtype=np.float32)
+    evidence = bot._evidence(question, q_vec, prepared)
+    top = retrieved[int(np.argmax(evidence))].doc_id
+    near = [
+        p.chunk_id for p, e in zip(retrieved, evidence, strict=True) if e >= max(evidence) - 0.05 or p.doc_id == top
+    ]
+    assert len(retrieved) == 4 and 1 <= len(near) < 4, evidence  # the margin must leave something out
+    shown, messages = bot._prompt(question, q_vec, prepared, evidence, None)
+    assert [ps.passage.chunk_id for ps in shown] == near
+    short = messages[-1]["content"]
+    assert f"[{len(near)}]" in short and f"[{len(near) + 1}]" not in short
+    # The left-out passages' share is saved, not handed to the others.
+    _, every = QABot(llm_settings(store_path))._prompt(question, q_vec, prepared, evidence, None)
+    full = every[-1]["content"]
+    assert len(short) < len(full)
+    assert all(text in short and text in full for text in bot._passage_texts(shown, q_vec, bot._share(4)))
+    answer = bot.ask(question)
+    if not answer.refused:  # the answer's passages are the ones the model saw, numbered as it saw them
+        assert [p.chunk_id for p in answer.passages] == near
+        check_invariants(answer)
+
+
 def with_check(store_path: Path, threshold: float) -> QABot:
     settings = llm_settings(store_path)
     answer = settings.answer.model_copy(update={"answerable_below": threshold})
