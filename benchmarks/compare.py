@@ -8,12 +8,18 @@ Each file is the ``--json`` output of ``qa-bot eval``; the first system found in
 else langchain) is compared. Figures are recomputed from the per-question results with the same
 ``summarise`` as ``qa-bot eval``, restricted to the questions in both runs, so a full qa-bot run
 can be read against a baseline run on a sample of the same set.
+
+Below the table, over the questions answered in both runs, the per-question median change of
+the first token's wait and of the writing time (answer minus first token): this machine's
+speed drifts by a third between runs, and a change that moved only the prompt should move
+the first column, not the second.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -60,6 +66,20 @@ def table(columns: list[tuple[str, dict[str, Any]]]) -> str:
     return "\n".join(lines)
 
 
+def paired_change(a: dict[str, Result], b: dict[str, Result], common: list[str]) -> str:
+    both = [
+        (a[q].timings, b[q].timings) for q in common if "first_token" in a[q].timings and "first_token" in b[q].timings
+    ]
+    if not both:
+        return "no question was answered in both runs"
+    first = statistics.median(y["first_token"] - x["first_token"] for x, y in both)
+    writing = statistics.median((y["answer"] - y["first_token"]) - (x["answer"] - x["first_token"]) for x, y in both)
+    return (
+        f"{len(both)} questions answered in both runs; per-question median change, second run minus first: "
+        f"first token {first:+.2f} s, writing {writing:+.2f} s"
+    )
+
+
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
@@ -76,6 +96,7 @@ def main() -> None:
     )
     columns = [(label_a, summarise([a[q] for q in common], k)), (label_b, summarise([b[q] for q in common], k))]
     print(table(columns))
+    print("\n" + paired_change(a, b, common))
 
 
 if __name__ == "__main__":
