@@ -41,6 +41,7 @@ def test_small_squad2_eval_keeps_its_floors(tmp_path: Path) -> None:
     # The run records the settings it ran with (rethreshold.py reads the threshold back).
     assert result["settings"]["answer"]["answerable_below"] == FAST_MODEL["answer"]["answerable_below"]
     assert result["settings"]["generation"]["model"] == "smollm2-135m"
+    assert result["settings"]["generation"]["passage_margin"] == 0.2  # recorded: it moves the figures
     assert all(1 <= len(r["retrieved"]) <= 10 for r in result["per_question"]["qa-bot"])
 
 

@@ -220,7 +220,16 @@ def _eval_settings(settings: Settings) -> dict[str, Any]:
         "retrieval": settings.retrieval.model_dump(mode="json"),
         "generation": settings.generation.model_dump(
             mode="json",
-            include={"backend", "model", "model_path", "weights", "openai_model", "prompt_tokens", "max_tokens"},
+            include={
+                "backend",
+                "model",
+                "model_path",
+                "weights",
+                "openai_model",
+                "prompt_tokens",
+                "passage_margin",
+                "max_tokens",
+            },
         ),
     }
 
