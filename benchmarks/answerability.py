@@ -37,6 +37,7 @@ WORDINGS = {
     "specific (default)": ANSWERABLE_CHECK,
     "facts": "\n\nReply yes or no: can the question be answered using only facts written in the passages?",
 }
+MEAN = "mean(specific, state)"
 
 
 def readings(name: str, limit: int) -> list[dict]:
@@ -53,6 +54,7 @@ def readings(name: str, limit: int) -> list[dict]:
         row = {"answerable": q["answerable"], "evidence": max(evidence)}
         for label, wording in WORDINGS.items():
             row[label] = bot.generator.yes_probability(with_line(messages, wording))
+        row[MEAN] = (row["specific (default)"] + row["state"]) / 2  # two readings, one more line's cost
         rows.append(row)
         print(".", end="", flush=True, file=sys.stderr)
     return rows
@@ -87,10 +89,10 @@ def main() -> None:
         every += rows
         print(f"\n{name}: {len(rows)} questions, {sum(r['answerable'] for r in rows)} answerable")
         print(f"  evidence score alone: AUC {auc(rows, 'evidence'):.3f}")
-        for label in WORDINGS:
+        for label in [*WORDINGS, MEAN]:
             print(f"  {label:20} AUC {auc(rows, label):.3f}")
     print(f"\npooled ({len(every)} questions), evidence gate {gate} first, answerable refused <= 10 %:")
-    for label in WORDINGS:
+    for label in [*WORDINGS, MEAN]:
         th, u, a = best_threshold(every, label, gate)
         print(f"  {label:20} P(yes) < {th:.2f}: unanswerable refused {u:.2f}, answerable refused {a:.2f}")
 
