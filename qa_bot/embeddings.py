@@ -135,7 +135,12 @@ class SentenceTransformerEmbedder:
         """Word-piece tokens per text, without the [CLS]/[SEP] the model adds."""
         if not texts:
             return []
-        encoded = self.tokenizer(texts, add_special_tokens=False, truncation=False, verbose=False)
+        # Under the encode lock too: a fast tokenizer keeps its padding and truncation settings
+        # in one shared backend, and each call resets them, so this call racing an encode in
+        # another thread (two people asking at once) made the encode fail with "Unable to
+        # create tensor ... activate padding".
+        with self._lock:
+            encoded = self.tokenizer(texts, add_special_tokens=False, truncation=False, verbose=False)
         return [len(ids) for ids in encoded["input_ids"]]
 
 

@@ -1,4 +1,7 @@
 import itertools
+import threading
+import time
+from collections.abc import Callable
 
 from ingest.chunking import chunk_text
 from qa_bot.embeddings import get_embedder
@@ -44,3 +47,33 @@ def test_overlong_sentence_is_cut_at_words() -> None:
     assert len(chunks) >= 5
     assert all(c.tokens <= 100 for c in chunks)
     assert all(text[c.start : c.end] == c.text and not c.text.startswith(" ") for c in chunks)
+
+
+def test_counting_tokens_while_another_thread_embeds_breaks_neither() -> None:
+    """Two people asking at once: one question's prompt is being sized while another's is embedded.
+
+    The fast tokenizer's padding and truncation settings are shared; before count_tokens took
+    the encode lock, this failed within seconds ("Unable to create tensor").
+    """
+    e = embedder()
+    texts = ["Putin praised Trump's courage.", "short", "a longer sentence about the Kremlin " * 8]
+    errors: list[Exception] = []
+    stop = threading.Event()
+
+    def repeat(call: Callable[[list[str]], object]) -> None:
+        while not stop.is_set():
+            try:
+                call(texts)
+            except Exception as exc:  # noqa: BLE001 - collected and asserted on below
+                errors.append(exc)
+                stop.set()
+
+    threads = [threading.Thread(target=repeat, args=(f,)) for f in (e.embed, e.count_tokens)]
+    for t in threads:
+        t.start()
+    time.sleep(8)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert e.count_tokens(texts)[1] == 1
