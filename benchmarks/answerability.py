@@ -114,11 +114,14 @@ def answer_entropy(bot: QABot, messages: list[dict]) -> tuple[float, bool]:
     return -float(np.mean(steps)), looks_like_refusal(text)
 
 
-def with_entropy(rows: list[dict], gate: float, strong: float) -> tuple[float, float, float, float]:
+def with_entropy(
+    rows: list[dict], gate: float, strong: float, entropy: bool = True
+) -> tuple[float, float, float, float]:
     """Check and entropy thresholds together: the most unanswerable refused at <= 10 % answerable."""
-    best = (0.0, 0.0, 0.0, 0.0)
+    best = (0.0, -np.inf, 0.0, 0.0)
+    floors = [-np.inf, *sorted({r[ENTROPY] for r in rows})] if entropy else [-np.inf]
     for th in np.arange(0.30, 0.80, 0.02):
-        for floor in [-np.inf, *sorted({r[ENTROPY] for r in rows})]:
+        for floor in floors:
             u, a = refusals(rows, gate, strong, float(th), floor)
             if a <= 0.10 and u > best[2]:
                 best = (float(th), float(floor), u, a)
@@ -127,13 +130,20 @@ def with_entropy(rows: list[dict], gate: float, strong: float) -> tuple[float, f
 
 def refusals(rows: list[dict], gate: float, strong: float, th: float, floor: float) -> tuple[float, float]:
     """Unanswerable and answerable refused by the gate, the check, the model, and the entropy floor."""
-    refused = [
-        r["evidence"] < gate
-        or r["specific (default)"] < th
-        or (r["model refused"] and r["evidence"] < strong)
-        or r[ENTROPY] < floor
-        for r in rows
-    ]
+    return rates(
+        rows,
+        [
+            r["evidence"] < gate
+            or r["specific (default)"] < th
+            or (r["model refused"] and r["evidence"] < strong)
+            or r[ENTROPY] < floor
+            for r in rows
+        ],
+    )
+
+
+def rates(rows: list[dict], refused: list[bool]) -> tuple[float, float]:
+    """The share of unanswerable and of answerable questions refused."""
     u = np.mean([x for x, r in zip(refused, rows, strict=True) if not r["answerable"]])
     return float(u), float(np.mean([x for x, r in zip(refused, rows, strict=True) if r["answerable"]]))
 
@@ -142,9 +152,9 @@ def held_out(rows: list[dict], gate: float, strong: float) -> None:
     """Thresholds searched on the fitting sample, then applied as found to the other questions."""
     fit, rest = [r for r in rows if r["fit"]], [r for r in rows if not r["fit"]]
     print(f"\nthresholds fitted on {len(fit)} questions, applied to the other {len(rest)}:")
-    for label, floored in ((f"with {ENTROPY}", fit), ("without it", [{**r, ENTROPY: 0.0} for r in fit])):
-        th, floor, u, a = with_entropy(floored, gate, strong)
-        other_u, other_a = refusals(rest, gate, strong, th, floor if floored is fit else -np.inf)
+    for label, entropy in ((f"with {ENTROPY}", True), ("without it", False)):
+        th, floor, u, a = with_entropy(fit, gate, strong, entropy)
+        other_u, other_a = refusals(rest, gate, strong, th, floor)
         print(f"  {label}: P(yes) < {th:.2f}, entropy floor {floor:.2f}; fitted {u:.2f} / {a:.2f}")
         print(f"  {'':20} other questions: unanswerable refused {other_u:.2f}, answerable refused {other_a:.2f}")
 
@@ -158,9 +168,7 @@ def auc(rows: list[dict], key: str) -> float:
 def best_threshold(rows: list[dict], key: str, gate: float) -> tuple[float, float, float]:
     best = (0.0, 0.0, 0.0)
     for th in np.arange(0.30, 0.80, 0.01):
-        refused = [r["evidence"] < gate or r[key] < th for r in rows]
-        u = np.mean([x for x, r in zip(refused, rows, strict=True) if not r["answerable"]])
-        a = np.mean([x for x, r in zip(refused, rows, strict=True) if r["answerable"]])
+        u, a = rates(rows, [r["evidence"] < gate or r[key] < th for r in rows])
         if a <= 0.10 and u > best[1]:
             best = (float(th), float(u), float(a))
     return best
@@ -198,7 +206,7 @@ def main() -> None:
         th, floor, u, a = with_entropy(every, gate, answer.strong_evidence)
         print(f"  with the model's refusals (as the bot) and {ENTROPY} < {floor:.2f}, P(yes) < {th:.2f}:")
         print(f"  {'':20} unanswerable refused {u:.2f}, answerable refused {a:.2f}")
-        th, _, u, a = with_entropy([{**r, ENTROPY: 0.0} for r in every], gate, answer.strong_evidence)
+        th, _, u, a = with_entropy(every, gate, answer.strong_evidence, entropy=False)
         print(f"  the same without it, P(yes) < {th:.2f}: unanswerable refused {u:.2f}, answerable refused {a:.2f}")
 
 
