@@ -10,7 +10,7 @@ prompt is chosen several ways at each budget (``generation.prompt_tokens``, in t
 tokens): ``even``, every passage with an even share of the budget (each its closest sentences
 within its share); ``shared``, one budget for all passages, each keeping its closest sentence
 (tried in the bot at 681e11f and reverted: README "Known limits"); with ``--margins``,
-``margin M``, the bot's own selection (``QABot._prompt``: passages whose evidence is more than
+``margin M``, the bot's own selection (``QABot._shown``: passages whose evidence is more than
 M below the best one's are left out, unless they come from the best one's article, and their
 share is saved), and ``plain M``, the same without the article rule. No model writes
 anything, so the comparison takes a minute or two. Printed per set and budget: the passages'
@@ -87,7 +87,7 @@ def by_margin(value: float, article_rule: bool = True) -> Selection:
         bot.settings.generation.passage_margin = value
         evidence = bot._evidence(question, q_vec, prepared)
         if article_rule:
-            shown, _ = bot._prompt(question, q_vec, prepared, evidence, None)
+            shown = bot._shown(prepared, evidence)
         else:
             shown = [ps for ps, e in zip(prepared, evidence, strict=True) if e >= max(evidence) - value]
         return bot._passage_texts(shown, q_vec, bot._share(len(prepared)))

@@ -181,18 +181,24 @@ class QABot:
         evidence: list[float],
         history: History | None,
     ) -> tuple[list[PassageSentences], list[dict]]:
-        """The passages the model is shown and its messages.
+        """The passages the model is shown (:meth:`_shown`) and its messages.
 
-        A passage whose evidence is more than generation.passage_margin below the best one's
-        is left out, unless it comes from the best one's article (an answer often runs on
-        into the next chunk). Its share of the prompt is saved, not handed to the others:
-        each token of the prompt delays the first token of the answer (README "Passage margin").
+        The left-out passages' share of the prompt is saved, not handed to the others: each
+        token of the prompt delays the first token of the answer (README "Passage margin").
+        """
+        shown = self._shown(prepared, evidence)
+        return shown, self._messages(question, q_vec, shown, history, self._share(len(prepared)))
+
+    def _shown(self, prepared: list[PassageSentences], evidence: list[float]) -> list[PassageSentences]:
+        """The passages within generation.passage_margin of the best one's evidence.
+
+        A passage from the best one's article is kept whatever its evidence: an answer often
+        runs on into the next chunk.
         """
         best = int(np.argmax(evidence))
         floor = evidence[best] - self.settings.generation.passage_margin
         article = prepared[best].passage.doc_id
-        shown = [ps for ps, e in zip(prepared, evidence, strict=True) if e >= floor or ps.passage.doc_id == article]
-        return shown, self._messages(question, q_vec, shown, history, self._share(len(prepared)))
+        return [ps for ps, e in zip(prepared, evidence, strict=True) if e >= floor or ps.passage.doc_id == article]
 
     def _answerable(self, messages: list[dict]) -> float | None:
         """The model's own judgement, before it writes: do these passages answer the question?"""
