@@ -65,20 +65,31 @@ DEMO = (
 )
 
 
-def readings(name: str, limit: int, demo: bool = False, confidence: bool = False) -> list[dict]:
+def bench_bot(name: str) -> QABot:
+    """A bot over the set's store as benchmarks/retrieval_recall.py built it, default settings."""
     base = load_settings(ROOT / "config.yaml")
     store = base.store.model_copy(update={"path": ROOT / "var" / "bench" / f"{name}-128-32-1"})
-    bot = QABot(base.model_copy(update={"store": store}))
+    return QABot(base.model_copy(update={"store": store}))
+
+
+def prompt(bot: QABot, question: str, passages: list | None = None) -> tuple[list[dict], float]:
+    """The messages ``QABot.stream`` builds for a question (over ``passages`` if given), and its evidence."""
+    passages = bot.retrieve(question) if passages is None else passages
+    prepared = bot.scorer.prepare(passages)
+    q_vec = np.asarray(bot.embedder.embed([question]), dtype=np.float32)[0]
+    evidence = bot._evidence(question, q_vec, prepared)
+    _, messages = bot._prompt(question, q_vec, prepared, evidence, None)
+    return messages, max(evidence)
+
+
+def readings(name: str, limit: int, demo: bool = False, confidence: bool = False) -> list[dict]:
+    bot = bench_bot(name)
     rows = []
     for q in load_questions(EVAL / name, limit):
-        passages = bot.retrieve(q["question"])
-        prepared = bot.scorer.prepare(passages)
-        q_vec = np.asarray(bot.embedder.embed([q["question"]]), dtype=np.float32)[0]
-        evidence = bot._evidence(q["question"], q_vec, prepared)
-        _, messages = bot._prompt(q["question"], q_vec, prepared, evidence, None)
+        messages, evidence = prompt(bot, q["question"])
         if demo:
             messages[0] = {**messages[0], "content": messages[0]["content"] + DEMO}
-        row = {"qid": q["qid"], "answerable": q["answerable"], "evidence": max(evidence)}
+        row = {"qid": q["qid"], "answerable": q["answerable"], "evidence": evidence}
         for label, wording in WORDINGS.items():
             row[label] = bot.generator.yes_probability(with_line(messages, wording))
         row[MEAN] = (row["specific (default)"] + row["state"]) / 2  # two readings, one more line's cost
