@@ -28,7 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from contextlib import contextmanager
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.answerability import EVAL, bench_bot, prompt  # noqa: E402
 from qa_bot.bot import ANSWERABLE_CHECK, with_line  # noqa: E402
 from qa_bot.generation import LlamaCppGenerator  # noqa: E402
+from qa_bot.probe import LayerTap, Probe  # noqa: E402
 from qa_bot.settings import load_settings  # noqa: E402
 from ui.evaluate import load_questions  # noqa: E402
 
@@ -47,58 +48,11 @@ LAYERS = (18, 20, 24)  # of 28; a first look at 4..27 found the middle-late laye
 GOLD_LEFT_OUT = "ares-news (gold left out)"
 
 
-class LayerTap:
-    """Copies layers' outputs for the last token of each llama.cpp evaluation (ggml eval callback)."""
-
-    def __init__(self, layers: tuple[int, ...]) -> None:
-        import ctypes
-
-        import llama_cpp
-        from llama_cpp._ggml import libggml
-
-        self.wanted = {f"l_out-{i}".encode(): i for i in layers}
-        self.states: dict[int, np.ndarray] = {}
-        self._lib = libggml
-        libggml.ggml_get_name.restype = ctypes.c_char_p
-        libggml.ggml_get_name.argtypes = [ctypes.c_void_p]
-        for fn in (libggml.ggml_nelements, libggml.ggml_nrows):
-            fn.restype, fn.argtypes = ctypes.c_int64, [ctypes.c_void_p]
-        libggml.ggml_get_data_f32.restype = ctypes.POINTER(ctypes.c_float)
-        libggml.ggml_get_data_f32.argtypes = [ctypes.c_void_p]
-        self.callback = llama_cpp.ggml_backend_sched_eval_callback(self._observe)
-
-    def _observe(self, tensor: int, ask: bool, _data: int) -> bool:
-        layer = self.wanted.get(self._lib.ggml_get_name(tensor))
-        if ask or layer is None:
-            return layer is not None  # asked: observe only the wanted layers
-        n, rows = self._lib.ggml_nelements(tensor), self._lib.ggml_nrows(tensor)
-        values = np.ctypeslib.as_array(self._lib.ggml_get_data_f32(tensor), shape=(n,))
-        self.states[layer] = values.reshape(rows, n // rows)[-1].copy()  # the batch's last token
-        return True
-
-    @contextmanager
-    def installed(self):
-        """llama-cpp-python takes no eval callback, so its default context parameters carry it."""
-        import llama_cpp.llama_cpp as low
-
-        original = low.llama_context_default_params
-
-        def with_callback():
-            params = original()
-            params.cb_eval = self.callback
-            return params
-
-        low.llama_context_default_params = with_callback
-        try:
-            yield
-        finally:
-            low.llama_context_default_params = original
-
-
 def read(names: list[str], ares_limit: int) -> list[dict]:
     tap = LayerTap(LAYERS)
+    settings = load_settings(ROOT / "config.yaml").generation.model_copy(update={"probe": False})
     with tap.installed():
-        generator = LlamaCppGenerator(load_settings(ROOT / "config.yaml").generation)
+        generator = LlamaCppGenerator(settings)
     rows = []
     for name in names:
         bot = bench_bot(name)
@@ -136,7 +90,43 @@ def save(rows: list[dict]) -> None:
 
 def load() -> list[dict]:
     states = np.load(SAVED / "states.npy")
-    return [{**r, "state": s} for r, s in zip(json.loads((SAVED / "rows.json").read_text()), states, strict=True)]
+    rows = [{**r, "state": s} for r, s in zip(json.loads((SAVED / "rows.json").read_text()), states, strict=True)]
+    if rows and "question" not in rows[0]:  # saved before rows carried their question
+        sets = ("squad2", "clapnq", "ares-news")
+        texts = {q["qid"]: q["question"] for name in sets for q in load_questions(EVAL / name, 0)}
+        rows = [{**r, "question": texts[r["qid"]]} for r in rows]
+    return rows
+
+
+def fit(x: np.ndarray, y: np.ndarray, layer: int) -> Probe:
+    """The probe the bot reads: standardised states, L2 logistic regression (C=0.001)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(x)
+    model = LogisticRegression(C=0.001, max_iter=5000).fit(scaler.transform(x), y)
+    return Probe(layer, scaler.mean_, scaler.scale_, model.coef_[0], float(model.intercept_[0]))
+
+
+def fold_of(question: str, folds: int) -> int:
+    """A question's fold, from its text as the bot puts it (spaces collapsed): benchmarks/probe_eval.py
+    finds it from the prompt."""
+    return zlib.crc32(" ".join(question.split()).encode("utf-8")) % folds
+
+
+def write_probes(rows: list[dict], layer: int, target: Path, folds: int) -> None:
+    """The bot's probe, fitted on every reading; and one per fold, each fitted without it."""
+    i = LAYERS.index(layer)
+    x = np.stack([r["state"][i] for r in rows])
+    y = np.array([r["answerable"] for r in rows])
+    fit(x, y, layer).save(target)
+    print(f"wrote {target} (layer {layer}, {len(rows)} readings)")
+    if folds:
+        fold = np.array([fold_of(r["question"], folds) for r in rows])
+        for k in range(folds):
+            path = SAVED / f"fold-{k}-of-{folds}.npz"
+            fit(x[fold != k], y[fold != k], layer).save(path)
+            print(f"wrote {path}, fitted without the {(fold == k).sum()} readings of fold {k}")
 
 
 def cross_validated(x: np.ndarray, y: np.ndarray, groups: np.ndarray, train: np.ndarray) -> np.ndarray:
@@ -187,10 +177,15 @@ def main() -> None:
     parser.add_argument("--sets", nargs="+", default=["squad2", "clapnq", "ares-news"])
     parser.add_argument("--ares-limit", type=int, default=120)
     parser.add_argument("--reuse", action="store_true", help=f"fit on the readings saved in {SAVED}")
+    parser.add_argument("--write-probe", type=Path, help="fit layer 20 on every reading and write the probe here")
+    parser.add_argument("--folds", type=int, default=2, help="with --write-probe: also one probe per fold")
     args = parser.parse_args()
     rows = load() if args.reuse else read(args.sets, args.ares_limit)
     if not args.reuse:
         save(rows)
+    if args.write_probe:
+        write_probes(rows, 20, args.write_probe, args.folds)
+        return
     gate = load_settings(ROOT / "config.yaml").answer.refuse_below
     y = np.array([r["answerable"] for r in rows])
     sets = np.array([r["set"] for r in rows])

@@ -24,10 +24,12 @@ import queue
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
+from qa_bot.probe import LayerTap, Probe, shipped_probe
 from qa_bot.settings import WEIGHTS, GenerationSettings
 
 QWEN_FILE = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
@@ -53,6 +55,19 @@ class Generator(Protocol):
     def yes_probability(self, messages: list[Message]) -> float | None:
         """P(yes) / (P(yes) + P(no)) for the model's first reply token; None if it cannot tell."""
         ...
+
+    def judge(self, messages: list[Message]) -> Judgement:
+        """The model's answer to a yes/no question, read two ways where it can be (:class:`Judgement`)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """P(yes) from the reply's first token, and the answerability probe's reading of the same
+    prompt (qa_bot.probe) where the model has one; either is None when it cannot be read."""
+
+    yes: float | None
+    probe: float | None = None
 
 
 def _yes_share(probabilities: dict[str, float]) -> float | None:
@@ -190,8 +205,10 @@ class LlamaCppGenerator:
         self.settings = settings
         self.name = path.name
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama.cpp")
+        self.probe, self._tap = _probe_and_tap(settings)
         try:
             self.llm = self._worker.submit(
+                self._load,
                 Llama,
                 model_path=str(path),
                 n_ctx=settings.context_tokens,
@@ -206,6 +223,12 @@ class LlamaCppGenerator:
         except (ValueError, RuntimeError) as exc:
             raise GenerationError(f"cannot load the model {path}: {exc}") from exc
         self._yes_no = self._yes_no_tokens()
+
+    def _load(self, llama: Any, **params: Any) -> Any:
+        if self._tap is None:
+            return llama(**params)
+        with self._tap.installed():
+            return llama(**params)
 
     def _yes_no_tokens(self) -> dict[int, str]:
         found: dict[int, str] = {}
@@ -246,10 +269,22 @@ class LlamaCppGenerator:
         check whose prompt shares its start with the answer prompt costs only its own
         last few tokens, and the answer that follows reuses the check's work.
         """
+        return self.judge(messages).yes
+
+    def judge(self, messages: list[Message]) -> Judgement:
+        """P(yes) and, with a probe, its reading of the same evaluation: no extra model time."""
         tokens = self._chat_tokens(messages)
         if tokens is None or not self._yes_no or len(tokens) >= self.llm.n_ctx():
-            return None
-        return self._worker.submit(self._yes_share_after, tokens).result()
+            return Judgement(None)
+        return self._worker.submit(self._judge_after, tokens).result()
+
+    def _judge_after(self, tokens: list[int]) -> Judgement:
+        if self._tap is None or self.probe is None:
+            return Judgement(self._yes_share_after(tokens))
+        self._tap.states.clear()
+        yes = self._yes_share_after(tokens)
+        state = self._tap.states.get(self.probe.layer)
+        return Judgement(yes, None if state is None else self.probe(state))
 
     def _yes_share_after(self, tokens: list[int]) -> float | None:
         import llama_cpp
@@ -348,6 +383,9 @@ class OpenAIGenerator:
         except openai.APIError as exc:
             raise GenerationError(f"the server at {self.settings.openai_base_url} failed: {exc}") from exc
 
+    def judge(self, messages: list[Message]) -> Judgement:
+        return Judgement(self.yes_probability(messages))  # a server shows no hidden state
+
     def yes_probability(self, messages: list[Message]) -> float | None:
         """From the first token's logprobs where the server gives them, else from its one-token reply."""
         import math
@@ -380,6 +418,15 @@ class OpenAIGenerator:
             if share is not None:
                 return share
         return _yes_share({choice.message.content or "": 1.0})
+
+
+def _probe_and_tap(settings: GenerationSettings) -> tuple[Probe | None, LayerTap | None]:
+    """The bundled model's answerability probe, if it has one and generation.probe is on."""
+    path = shipped_probe(settings.model, settings.weights) if settings.probe and settings.model_path is None else None
+    if path is None:
+        return None, None
+    probe = Probe.load(path)
+    return probe, LayerTap([probe.layer])
 
 
 _cache: dict[tuple, Generator] = {}

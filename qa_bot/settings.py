@@ -115,6 +115,9 @@ class GenerationSettings(_Section):
     # p50 from 3.2 to 1.8 s (squad2) and 3.5 to 2.5 s (clapnq); README "Passage margin" has
     # what it cost. 1 keeps every passage.
     passage_margin: float = Field(0.2, ge=0, le=1)
+    # Read the answerability check through the bundled model's probe (qa_bot.probe) where one
+    # was fitted for its weights; any other model is read by its P(yes) alone.
+    probe: bool = True
     temperature: float = Field(0.0, ge=0, le=2)
     seed: int = 0
     threads: int = Field(2, ge=1)
@@ -130,10 +133,19 @@ class AnswerSettings(_Section):
     # without calling the model. Tuned on ../shared/eval (see README).
     refuse_below: float = Field(0.35, ge=0, le=1)
     # Before answering, the model is asked whether the passages answer the question; below
-    # this P(yes) the bot refuses. 0 turns the check off. Chosen on every question of squad2
-    # and clapnq, pooled: 0.48 refused 14.9 % of the answerable ones, 0.40 refuses 9.8 %,
-    # within the 10 % the issue allows (benchmarks/rethreshold.py; README).
+    # this P(yes) the bot refuses. 0 turns the check off. Used where the model has no probe
+    # (below). Chosen on every question of squad2 and clapnq, pooled: 0.48 refused 14.9 % of
+    # the answerable ones, 0.40 refused 9.8 % (benchmarks/rethreshold.py; README).
     answerable_below: float = Field(0.40, ge=0, le=1)
+    # Where the model has an answerability probe (generation.probe, qa_bot/probe.py), its
+    # reading decides instead: below probe_below the bot refuses. 0.28 is the highest that
+    # refused at most 10 % of the answerable questions of squad2 and clapnq, pooled, in
+    # benchmarks/probe_eval.py's run (each question judged by a probe that never saw it):
+    # 63.6 % of the unanswerable refused at 9.2 % of the answerable (README "Refusals").
+    probe_below: float = Field(0.28, ge=0, le=1)
+    # Above this probe reading, weak evidence (refuse_below) does not refuse, and the model's
+    # own refusal gives way to an extractive answer, as strong evidence does. 1 turns it off.
+    probe_overrides: float = Field(0.55, ge=0, le=1)
     # A model refusal is overridden by an extractive answer only above this evidence.
     strong_evidence: float = Field(0.8, ge=0, le=1)
     # An answer sentence needs this support from a passage sentence to stay.

@@ -18,7 +18,7 @@ import pytest
 
 from ingest import ingest
 from qa_bot import REFUSAL, Answer, GenerationError, QABot, QuestionError
-from qa_bot.bot import EMPTY_STORE
+from qa_bot.bot import ANSWERABLE_CHECK, EMPTY_STORE, with_line
 from qa_bot.generation import smollm2_file
 from qa_bot.settings import Settings
 from tests.conftest import DATA, FAST_MODEL, ROOT, SAMPLE, free_port, make_settings
@@ -214,8 +214,8 @@ def test_answerability_check_reads_the_model_and_shares_its_cache(store_path: Pa
     real_eval = llm.eval
     llm.eval = lambda tokens: (evaluated.append(len(tokens)), real_eval(tokens))[1]  # count, then run
     try:
-        first = bot._answerable(messages)
-        again = bot._answerable(messages)
+        first = bot.generator.judge(with_line(messages, ANSWERABLE_CHECK)).yes
+        again = bot.generator.judge(with_line(messages, ANSWERABLE_CHECK)).yes
         sport = messages[-1]["content"] + "\n\nIs this about sport? Yes or no."
         other = bot.generator.yes_probability([*messages[:-1], {"role": "user", "content": sport}])
     finally:
