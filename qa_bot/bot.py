@@ -136,7 +136,7 @@ class QABot:
             timings["check"] = time.perf_counter() - began
         # Weak evidence is refused unless the probe is sure: it was sure for 6 of the 8
         # answerable questions the gate refused on squad2 and clapnq, and 1 of its 53 others.
-        if unanswerable or (gated and scores.get("probe", 0.0) < self.settings.answer.probe_overrides):
+        if unanswerable or (gated and not scores.get("probe", 0.0) > self.settings.answer.probe_overrides):
             yield self._refusal([ps.passage for ps in prepared], timings, scores)
             return
         raw = []
@@ -294,7 +294,7 @@ class QABot:
     ) -> Answer:
         passages = [ps.passage for ps in prepared]
         a = self.settings.answer
-        strong = scores["evidence"] >= a.strong_evidence or scores.get("probe", 0.0) >= a.probe_overrides
+        strong = scores["evidence"] >= a.strong_evidence or scores.get("probe", 0.0) > a.probe_overrides
         if looks_like_refusal(raw) or not raw.strip():
             if strong:
                 return self._answer(extractive_answer(question, prepared, self.scorer), passages, timings, scores)

@@ -339,6 +339,9 @@ def test_default_model_answers_with_a_true_citation(store_path: Path) -> None:
     cited = {c.passage.doc_id for c in answer.citations}
     assert SAMPLE.name in cited
     assert "bravery" in answer.text.lower() or "courage" in answer.text.lower() or "assassination" in answer.text
+    assert answer.scores["probe"] >= bot.settings.answer.probe_below  # the shipped probe was read
+    elsewhere = bot.ask("Who won the 2022 World Cup?")
+    assert elsewhere.refused and elsewhere.text == REFUSAL
 
 
 def test_requantized_weights_are_made_once_and_answer(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -53,8 +53,7 @@ def test_the_probe_reads_llama_cpps_hidden_state(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    direction = np.zeros(SMOLLM2_WIDTH)
-    direction[:8] = 1.0
+    direction = np.full(SMOLLM2_WIDTH, 1e-3)  # small: the reading stays off the sigmoid's flat ends
     bot = bot_with_probe(store_path, probe_file(tmp_path, 0.0, direction), monkeypatch)
     q_vec = np.asarray(bot.embedder.embed([QUESTION])[0])
     prompt = bot._messages(QUESTION, q_vec, bot.scorer.prepare(bot.retrieve(QUESTION)), None)
@@ -63,7 +62,7 @@ def test_the_probe_reads_llama_cpps_hidden_state(
     other = bot.generator.judge(with_line(prompt, "\n\nIs this about sport? Yes or no."))
     assert first.probe is not None and 0.0 < first.probe < 1.0
     assert again.probe == pytest.approx(first.probe, abs=0.02)  # the same state, read again
-    assert other.probe != pytest.approx(first.probe, abs=1e-4)  # another prompt, another state
+    assert other.probe != pytest.approx(first.probe, abs=1e-5)  # another prompt, another state
     # The tap only watches: P(yes) is what a generator without it reads.
     monkeypatch.setattr(generation_module, "shipped_probe", lambda model, weights: None)
     plain = generation_module.LlamaCppGenerator(bot.settings.generation)
