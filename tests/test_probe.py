@@ -95,3 +95,18 @@ def test_a_sure_probe_overrides_weak_evidence_and_its_absence_does_not(
     unsure = bot_with_probe(store_path, probe_file(tmp_path, 50.0), monkeypatch, probe_overrides=1.0)
     answer = unsure.ask(ELSEWHERE)
     assert answer.refused and answer.text == REFUSAL
+
+
+def test_without_llama_cpps_ggml_bindings_the_check_falls_back_to_p_yes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import llama_cpp._ggml
+
+    monkeypatch.setattr(generation_module, "shipped_probe", lambda model, weights: probe_file(tmp_path, 0.0))
+    monkeypatch.delattr(llama_cpp._ggml, "libggml")  # as in a llama-cpp-python without them
+    settings = make_settings(tmp_path / "store", generation=FAST_MODEL["generation"])
+    with caplog.at_level("WARNING", logger="qa_bot"):
+        generator = generation_module.LlamaCppGenerator(settings.generation)
+    assert generator.probe is None and "answerability probe is off" in caplog.text
+    judgement = generator.judge([{"role": "user", "content": "Is Paris in France? Reply yes or no."}])
+    assert judgement.probe is None and judgement.yes is not None
