@@ -71,6 +71,7 @@ def read(names: list[str], ares_limit: int) -> list[dict]:
                     {
                         "set": label,
                         "qid": q["qid"],
+                        "question": q["question"],
                         "answerable": answerable,
                         "evidence": evidence,
                         "p_yes": p_yes,
@@ -90,12 +91,7 @@ def save(rows: list[dict]) -> None:
 
 def load() -> list[dict]:
     states = np.load(SAVED / "states.npy")
-    rows = [{**r, "state": s} for r, s in zip(json.loads((SAVED / "rows.json").read_text()), states, strict=True)]
-    if rows and "question" not in rows[0]:  # saved before rows carried their question
-        sets = ("squad2", "clapnq", "ares-news")
-        texts = {q["qid"]: q["question"] for name in sets for q in load_questions(EVAL / name, 0)}
-        rows = [{**r, "question": texts[r["qid"]]} for r in rows]
-    return rows
+    return [{**r, "state": s} for r, s in zip(json.loads((SAVED / "rows.json").read_text()), states, strict=True)]
 
 
 def fit(x: np.ndarray, y: np.ndarray, layer: int) -> Probe:
@@ -130,18 +126,14 @@ def write_probes(rows: list[dict], layer: int, target: Path, folds: int) -> None
 
 
 def cross_validated(x: np.ndarray, y: np.ndarray, groups: np.ndarray, train: np.ndarray) -> np.ndarray:
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
+    """Each reading scored by the probe :func:`fit` makes without its fold (10 folds by question)."""
     fold = np.random.RandomState(0).randint(0, 10, size=groups.max() + 1)[groups]
     out = np.zeros(len(y))
     for k in range(10):
         if not (fold == k).any():
             continue
-        fit = (fold != k) & train
-        model = make_pipeline(StandardScaler(), LogisticRegression(C=0.001, max_iter=5000)).fit(x[fit], y[fit])
-        out[fold == k] = model.predict_proba(x[fold == k])[:, 1]
+        probe = fit(x[(fold != k) & train], y[(fold != k) & train], layer=0)
+        out[fold == k] = [probe(state) for state in x[fold == k]]
     return out
 
 
