@@ -127,7 +127,7 @@ class QABot:
         evidence = self._evidence(question, q_vec, prepared)
         scores = {"evidence": max(evidence)}
         gated = scores["evidence"] < self.settings.answer.refuse_below
-        if gated and getattr(self.generator, "probe", None) is None:
+        if gated and self.generator.probe is None:
             yield self._refusal(passages, timings, scores)
             return
         prepared, messages = self._prompt(question, q_vec, prepared, evidence, history)

@@ -49,6 +49,7 @@ class GenerationError(RuntimeError):
 
 class Generator(Protocol):
     name: str
+    probe: Probe | None  # the answerability probe its judge() reads, if it has one
 
     def stream(self, messages: list[Message], max_tokens: int | None = None) -> Iterator[str]: ...
 
@@ -352,6 +353,7 @@ class OpenAIGenerator:
 
         self.settings = settings
         self.name = f"{settings.openai_model} at {settings.openai_base_url}"
+        self.probe = None  # a server shows no hidden state
         key = os.environ.get(settings.openai_api_key_env) or "not-needed"
         self.client = OpenAI(
             base_url=settings.openai_base_url, api_key=key, timeout=settings.request_timeout, max_retries=0
@@ -384,7 +386,7 @@ class OpenAIGenerator:
             raise GenerationError(f"the server at {self.settings.openai_base_url} failed: {exc}") from exc
 
     def judge(self, messages: list[Message]) -> Judgement:
-        return Judgement(self.yes_probability(messages))  # a server shows no hidden state
+        return Judgement(self.yes_probability(messages))
 
     def yes_probability(self, messages: list[Message]) -> float | None:
         """From the first token's logprobs where the server gives them, else from its one-token reply."""
