@@ -5,7 +5,7 @@ Usage::
     .venv/bin/python benchmarks/answerability_probe.py           # read (about 15 min), fit, print
     .venv/bin/python benchmarks/answerability_probe.py --reuse   # fit and print the saved readings
     .venv/bin/python benchmarks/answerability_probe.py --ares-limit 0 --left-out all \
-        --saved var/probe-more                                    # more training readings (15 min more)
+        --saved var/probe-more                                    # 1,151 readings (about 30 min)
 
 Every question of squad2 and clapnq and a seeded 120 of ares-news is put to the model as the
 bot puts it: the prompt ``QABot.stream`` builds with the check line appended
@@ -53,6 +53,7 @@ from ui.evaluate import load_questions  # noqa: E402
 
 SAVED = ROOT / "var" / "probe"
 LAYERS = (18, 20, 24)  # of 28; a first look at 4..27 found the middle-late layers best
+SHIPPED_LAYER = 20  # the best of them cross-validated (README "Known limits")
 GOLD_LEFT_OUT = "ares-news (gold left out)"
 
 
@@ -127,8 +128,8 @@ def fold_of(question: str, folds: int) -> int:
 
 
 def write_probes(rows: list[dict], layers: tuple[int, ...], target: Path, folds: int) -> None:
-    """The bot's probe (layer 20), fitted on every reading; and one per fold, each fitted without it."""
-    layer = 20
+    """The bot's probe, fitted on every reading; and one per fold, each fitted without it."""
+    layer = SHIPPED_LAYER
     i = layers.index(layer)
     x = np.stack([r["state"][i] for r in rows])
     y = np.array([r["answerable"] for r in rows])
@@ -192,7 +193,7 @@ def main() -> None:
     parser.add_argument("--saved", type=Path, default=SAVED, help="where the readings are kept")
     parser.add_argument("--reuse", action="store_true", help="fit on the readings saved in --saved")
     parser.add_argument("--C", type=float, default=0.001, help="the report's regression strength (inverse)")
-    parser.add_argument("--write-probe", type=Path, help="fit layer 20 on every reading and write the probe here")
+    parser.add_argument("--write-probe", type=Path, help="fit SHIPPED_LAYER on every reading, write the probe here")
     parser.add_argument("--folds", type=int, default=2, help="with --write-probe: also one probe per fold")
     args = parser.parse_args()
     if args.reuse:
