@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import yaml
@@ -75,8 +75,12 @@ def test_killed_ingest_converges_to_a_clean_run(tmp_path: Path) -> None:
     """SIGKILL mid-run, run again: the same store as one uninterrupted run."""
     corpus = tmp_path / "corpus"
     corpus.mkdir()
-    (corpus / "dump.jsonl").write_text((DATA / "ares-60.jsonl").read_text())
-    small = {"max_tokens": 48, "overlap_tokens": 8}  # many chunks, so several write batches
+    # Three copies of the 60 articles under other ids, in small chunks: about 1,600 chunks, seven
+    # write batches, so the kill after the first lands with most of the run still to come.
+    articles = [json.loads(line) for line in (DATA / "ares-60.jsonl").read_text().splitlines()]
+    copies = [{**a, "doc_id": f"{a['doc_id']}-{n}"} for n in range(3) for a in articles]
+    (corpus / "dump.jsonl").write_text("".join(json.dumps(a) + "\n" for a in copies))
+    small = {"max_tokens": 32, "overlap_tokens": 4}
     killed_cfg, clean_cfg = config(tmp_path, "killed.yaml", **small), config(tmp_path, "clean.yaml", **small)
     proc = subprocess.Popen(
         [sys.executable, "-m", "ui.cli", "ingest", str(corpus), "--config", str(killed_cfg)],
@@ -92,13 +96,13 @@ def test_killed_ingest_converges_to_a_clean_run(tmp_path: Path) -> None:
         buffer = ""
         while char := proc.stderr.read(1):
             buffer = (buffer + char)[-200:]
-            if re.search(r"\b([1-9]\d*) articles", buffer):
+            if not first_write.is_set() and re.search(r"\b([1-9]\d*) articles", buffer):
+                # At once: the next batches take well under a second to embed on a fast CPU.
+                proc.send_signal(signal.SIGKILL)
                 first_write.set()
 
     threading.Thread(target=watch_progress, daemon=True).start()
     assert first_write.wait(180), "the ingest never wrote a batch"
-    time.sleep(0.3)  # into the next batch
-    proc.send_signal(signal.SIGKILL)
     proc.wait()
     settings_killed = make_settings(tmp_path / "store-killed", chunking=small, store={"collection": "cli"})
     partial = snapshot(settings_killed)
