@@ -155,7 +155,19 @@ def test_follow_up_is_retrieved_with_the_conversation(bot: QABot) -> None:
     without = [p.doc_id for p in bot.retrieve(follow_up)]
     assert with_history[0] == SAMPLE.name
     assert SAMPLE.name not in without[:1]
-    check_invariants(bot.ask(follow_up, history=history))
+    answer = bot.ask(follow_up, history=history)
+    check_invariants(answer)
+    # The earlier question is named in the follow-up's own line, not replayed as a chat turn
+    # (the default model then answered the earlier question again: benchmarks/follow_ups.py).
+    q_vec = np.asarray(bot.embedder.embed([follow_up])[0])
+    prepared = bot.scorer.prepare(answer.passages)
+    messages = bot._messages(follow_up, q_vec, prepared, history)
+    assert [m["role"] for m in messages] == ["system", "user"]
+    assert messages[-1]["content"].endswith(f'Question (it follows "{history[0][0]}"): {follow_up}')
+    long_earlier = [("why " * 2_500, "An answer.")]
+    assert (
+        len(bot._messages(follow_up, q_vec, prepared, long_earlier)[-1]["content"]) < len(messages[-1]["content"]) + 300
+    )
 
 
 def test_prompt_injection_in_an_article_changes_nothing(bot: QABot) -> None:
