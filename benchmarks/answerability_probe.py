@@ -112,7 +112,7 @@ def load(saved: Path) -> tuple[list[dict], tuple[int, ...]]:
 
 
 def fit(x: np.ndarray, y: np.ndarray, layer: int, c: float = 0.001) -> Probe:
-    """The probe the bot reads: standardised states, L2 logistic regression (C=0.001)."""
+    """The probe the bot reads: standardised states, L2 logistic regression (the shipped one: c=0.001)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
