@@ -61,11 +61,23 @@ def left_out_label(name: str) -> str:
     return GOLD_LEFT_OUT if name == "ares-news" else f"{name} (gold left out)"
 
 
-def read(names: list[str], ares_limit: int, left_out: str, layers: tuple[int, ...]) -> list[dict]:
+def tapped_generator(layers: tuple[int, ...]) -> tuple[LlamaCppGenerator, LayerTap]:
+    """The default model, loaded with a tap that copies ``layers`` at the last token of each evaluation."""
     tap = LayerTap(layers)
     settings = load_settings(ROOT / "config.yaml").generation.model_copy(update={"probe": False})
     with tap.installed():
-        generator = LlamaCppGenerator(settings)
+        return LlamaCppGenerator(settings), tap
+
+
+def check_reading(generator: LlamaCppGenerator, tap: LayerTap, messages: list[dict]) -> tuple[float, np.ndarray]:
+    """P(yes) of the bot's check over ``messages``, and the tapped layers' states (float16) at its last token."""
+    tap.states.clear()
+    p_yes = generator.yes_probability(with_line(messages, ANSWERABLE_CHECK))
+    return p_yes, np.stack([tap.states[i] for i in tap.wanted.values()]).astype(np.float16)
+
+
+def read(names: list[str], ares_limit: int, left_out: str, layers: tuple[int, ...]) -> list[dict]:
+    generator, tap = tapped_generator(layers)
     rows = []
     for name in names:
         bot = bench_bot(name)
@@ -77,9 +89,7 @@ def read(names: list[str], ares_limit: int, left_out: str, layers: tuple[int, ..
                 asks.append((left_out_label(name), False, rest))
             for label, answerable, passages in asks:
                 messages, evidence = prompt(bot, q["question"], passages)
-                tap.states.clear()
-                p_yes = generator.yes_probability(with_line(messages, ANSWERABLE_CHECK))
-                state = np.stack([tap.states[i] for i in layers]).astype(np.float16)
+                p_yes, state = check_reading(generator, tap, messages)
                 rows.append(
                     {
                         "set": label,

@@ -35,7 +35,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.answerability import EVAL, bench_bot, prompt  # noqa: E402
-from benchmarks.answerability_probe import LAYERS, SAVED, cross_validated, load, report, save  # noqa: E402
+from benchmarks.answerability_probe import (  # noqa: E402
+    LAYERS,
+    SAVED,
+    check_reading,
+    cross_validated,
+    load,
+    report,
+    save,
+    tapped_generator,
+)
 from qa_bot.settings import load_settings  # noqa: E402
 from ui.evaluate import load_questions  # noqa: E402
 
@@ -121,23 +130,14 @@ def perturb(questions: list[dict], seed: int = 0) -> list[dict]:
 
 
 def read(layers: tuple[int, ...]) -> list[dict]:
-    from qa_bot.bot import ANSWERABLE_CHECK, with_line
-    from qa_bot.generation import LlamaCppGenerator
-    from qa_bot.probe import LayerTap
-
-    tap = LayerTap(layers)
-    settings = load_settings(ROOT / "config.yaml").generation.model_copy(update={"probe": False})
-    with tap.installed():
-        generator = LlamaCppGenerator(settings)
+    generator, tap = tapped_generator(layers)
     rows = []
     for name in SETS:
         bot = bench_bot(name)
         for q in perturb(load_questions(EVAL / name, 0)):
             messages, evidence = prompt(bot, q["question"])
-            tap.states.clear()
-            p_yes = generator.yes_probability(with_line(messages, ANSWERABLE_CHECK))
+            p_yes, state = check_reading(generator, tap, messages)
             keep = {k: q[k] for k in ("qid", "question", "origin", "kind")}
-            state = np.stack([tap.states[i] for i in layers]).astype(np.float16)
             rows.append({"set": f"{name} (changed)", **keep, "answerable": False, "evidence": evidence,
                          "p_yes": p_yes, "state": state})  # fmt: skip
             print(".", end="", flush=True, file=sys.stderr)
