@@ -125,8 +125,14 @@ def test_watch_survives_a_failed_round(tmp_path: Path) -> None:
     folder = tmp_path / "news"
     folder.mkdir()
     (folder / "a.txt").write_text("First article\nBody of the first article.")
+    (folder / "b.txt").write_text("Second article\nBody of the second article.")
+    # The store's path is a file: round 1 fails. Broken before the start, not between rounds:
+    # a first round that loads the embedder can outlast --every, and the next one then starts
+    # at once, before a break made after round 1 (a clean-clone CI run saw round 2 succeed).
+    store_path = tmp_path / "store-config"
+    store_path.write_text("not a folder")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ui.cli", "watch", str(folder), "--every", "2s", "--rounds", "3", "--config", str(cfg)],
+        [sys.executable, "-m", "ui.cli", "watch", str(folder), "--every", "2s", "--rounds", "4", "--config", str(cfg)],
         cwd=tmp_path,
         stderr=subprocess.PIPE,
         text=True,
@@ -135,18 +141,9 @@ def test_watch_survives_a_failed_round(tmp_path: Path) -> None:
     log = ""
     while "round 1" not in log:
         log += proc.stderr.readline()
-    # Break the store between rounds: the next round fails, the one after recovers.
-    store_dir = tmp_path / "store-config"
-    (store_dir.parent / "store-backup").mkdir()
-    os.rename(store_dir, store_dir.parent / "store-backup" / "s")
-    store_dir.write_text("not a folder")
-    while "round 2" not in log:
-        log += proc.stderr.readline()
-    store_dir.unlink()
-    os.rename(store_dir.parent / "store-backup" / "s", store_dir)
-    (folder / "b.txt").write_text("Second article\nBody of the second article.")
+    store_path.unlink()  # mended: round 2 may still fail if it began before this, round 3 cannot
     _, rest = proc.communicate(timeout=120)
     log += rest
     assert proc.returncode == 0
-    assert "watch round 2 failed" in log
-    assert "watch round 3: 1 added, 0 updated, 1 unchanged" in log
+    assert "watch round 1 failed" in log
+    assert "watch round 4: 0 added, 0 updated, 2 unchanged" in log
