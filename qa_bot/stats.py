@@ -12,10 +12,16 @@ from typing import Any
 
 from qa_bot.settings import Settings
 from qa_bot.store import collection_signature, make_client
+from qa_bot.tuning import describe
 
 
-def store_stats(settings: Settings) -> dict[str, Any]:
-    """Counts and provenance, read without loading the embedder."""
+def store_stats(settings: Settings, tune: bool = False) -> dict[str, Any]:
+    """Counts and provenance, read without loading the embedder, and the model this machine runs
+    (measured first with ``tune``, else as last measured)."""
+    return {**_store_counts(settings), "model": describe(settings.generation, measure=tune)}
+
+
+def _store_counts(settings: Settings) -> dict[str, Any]:
     client = make_client(settings)
     names = {c if isinstance(c, str) else c.name for c in client.list_collections()}
     where = settings.store.path if settings.store.mode == "embedded" else f"{settings.store.host}:{settings.store.port}"

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa_bot import REFUSAL, QABot
+from qa_bot import REFUSAL, EarlyAnswer, QABot
 from qa_bot import generation as generation_module
 from qa_bot.bot import ANSWERABLE_CHECK, with_line
 from qa_bot.probe import PROBES, Probe, shipped_probe
@@ -46,6 +46,9 @@ def test_the_shipped_probe_fits_the_default_model() -> None:
     assert probe.layer == 20 and probe.coef.shape == probe.mean.shape == probe.scale.shape == (1536,)
     assert np.isfinite(probe.coef).all() and (probe.scale > 0).all()
     assert shipped_probe("smollm2-135m", "q8_0") is None  # any other model reads P(yes) alone
+    assert shipped_probe("qwen2.5-coder-0.5b", "as-shipped") is None
+    # The shipped Q4_K_M weights' states are read by the same probe (docs/experiments).
+    assert shipped_probe("qwen2.5-coder-1.5b", "as-shipped") == path
 
 
 def test_the_probe_reads_llama_cpps_hidden_state(
@@ -77,8 +80,10 @@ def test_a_low_probe_reading_refuses_before_the_model_writes(
 ) -> None:
     bot = bot_with_probe(store_path, probe_file(tmp_path, -50.0), monkeypatch)
     parts = list(bot.stream(QUESTION))
-    assert len(parts) == 1 and parts[0].refused and parts[0].text == REFUSAL  # no text was generated
-    assert parts[0].scores["probe"] < 0.01 and "answerable" in parts[0].scores
+    # The quoted early answer, then the refusal: no text was generated.
+    assert len(parts) == 2 and isinstance(parts[0], EarlyAnswer)
+    assert parts[1].refused and parts[1].text == REFUSAL
+    assert parts[1].scores["probe"] < 0.01 and "answerable" in parts[1].scores
 
 
 def test_a_sure_probe_overrides_weak_evidence_and_its_absence_does_not(
