@@ -33,7 +33,7 @@ $(STAMP): pyproject.toml requirements-models.txt Makefile scripts/llama-cmake-ar
 
 run: install
 	$(VENV)/bin/qa-bot ingest data/articles
-	$(VENV)/bin/qa-bot stats
+	$(VENV)/bin/qa-bot stats --tune
 	$(VENV)/bin/qa-bot serve
 
 test: install

@@ -10,13 +10,14 @@ Usage::
 
 from qa_bot.bot import REFUSAL, QABot, QuestionError
 from qa_bot.generation import GenerationError
-from qa_bot.results import Answer, Citation, Filters, Passage
+from qa_bot.results import Answer, Citation, EarlyAnswer, Filters, Passage
 from qa_bot.settings import Settings, SettingsError, load_settings
 
 __all__ = [
     "REFUSAL",
     "Answer",
     "Citation",
+    "EarlyAnswer",
     "Filters",
     "GenerationError",
     "Passage",

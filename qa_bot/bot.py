@@ -7,7 +7,7 @@ Usage::
     answer = bot.ask("Why did Putin praise Trump?")
     answer.text, answer.refused, answer.citations, answer.passages
     for part in bot.stream("What did he say about Ukraine?", history=[(q, answer.text)]):
-        ...  # str deltas while the model writes, then the final Answer
+        ...  # an EarlyAnswer (quoted, cited), str deltas while the model writes, then the final Answer
     bot.retrieve("Putin Trump", k=4, filters={"source": "CNN", "published": ("2024-11-01", None)})
     bot.as_retriever()                                  # a LangChain BaseRetriever
 
@@ -38,7 +38,7 @@ from qa_bot.citations import (
 )
 from qa_bot.embeddings import Embedder, get_embedder
 from qa_bot.generation import GenerationError, Generator, get_generator
-from qa_bot.results import Answer, Filters, Passage
+from qa_bot.results import Answer, EarlyAnswer, Filters, Passage
 from qa_bot.retrieval import Retriever
 from qa_bot.settings import Settings, load_settings
 from qa_bot.store import Store, open_store
@@ -112,8 +112,15 @@ class QABot:
 
     def stream(
         self, question: str, history: History | None = None, filters: Filters | dict[str, Any] | None = None
-    ) -> Iterator[str | Answer]:
-        """Yield text deltas as the model writes them, then the checked :class:`Answer`."""
+    ) -> Iterator[EarlyAnswer | str | Answer]:
+        """Yield an :class:`EarlyAnswer`, then text deltas as the model writes them, then the checked :class:`Answer`.
+
+        The early answer (the passages' own best sentences, cited) comes as soon as retrieval and
+        the evidence scores are done, before the model reads its prompt; a question whose evidence
+        is too weak gets no early answer, only the final refusal. The deltas are the model's raw
+        text; the final :class:`Answer` is what to show: its citations are checked and its text
+        may differ from the deltas (unsupported sentences dropped), or be a refusal.
+        """
         began = time.perf_counter()
         question = self._check_question(question)
         passages = self.retriever.search(question, filters=Filters.coerce(filters), context=_context(history))
@@ -131,6 +138,9 @@ class QABot:
             yield self._refusal(passages, timings, scores)
             return
         prepared, messages = self._prompt(question, q_vec, prepared, evidence, history)
+        if not gated:
+            # Cited words first: the model may take many seconds to read its prompt on a slow CPU.
+            yield self._early(question, q_vec, prepared, began, timings)
         unanswerable = self._judged_unanswerable(messages, scores)
         if "answerable" in scores or "probe" in scores:
             timings["check"] = time.perf_counter() - began
@@ -147,6 +157,14 @@ class QABot:
             yield delta
         timings["answer"] = time.perf_counter() - began
         yield self._finish(question, "".join(raw), prepared, scores, timings)
+
+    def _early(
+        self, question: str, q_vec: np.ndarray, prepared: list[PassageSentences], began: float, timings: dict
+    ) -> EarlyAnswer:
+        """The prompt's passages' best sentences, quoted and cited: no model time, the vectors exist."""
+        quoted = extractive_answer(question, prepared, self.scorer, q_vec=q_vec, per_sentence=True)
+        timings["early"] = time.perf_counter() - began
+        return EarlyAnswer(quoted.text, quoted.citations, [ps.passage for ps in prepared], timings["early"])
 
     def as_retriever(self, k: int | None = None, filters: Filters | dict[str, Any] | None = None) -> Any:
         from qa_bot.langchain import QABotRetriever
@@ -262,7 +280,7 @@ class QABot:
         An even share, not one budget for all: giving the best passage more made the model
         refuse more often, not answer better (README "Known limits").
         """
-        return max(40, self.settings.generation.prompt_tokens // max(1, passages))
+        return max(40, int(self.generator.settings.prompt_tokens) // max(1, passages))
 
     def _passage_texts(
         self, prepared: list[PassageSentences], q_vec: np.ndarray, share: int | None = None
@@ -340,4 +358,4 @@ def _context(history: History | None) -> str:
     return f"{last_q} {strip_citations(last_a)[:300]}"
 
 
-__all__ = ["REFUSAL", "Answer", "GenerationError", "QABot", "QuestionError"]
+__all__ = ["REFUSAL", "Answer", "EarlyAnswer", "GenerationError", "QABot", "QuestionError"]

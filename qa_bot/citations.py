@@ -174,12 +174,20 @@ def _citation(index: int, ps: PassageSentences, sentence: int, score: float) -> 
 
 
 def extractive_answer(
-    question: str, prepared: list[PassageSentences], scorer: SupportScorer, max_sentences: int = 2
+    question: str,
+    prepared: list[PassageSentences],
+    scorer: SupportScorer,
+    max_sentences: int = 2,
+    q_vec: np.ndarray | None = None,
+    per_sentence: bool = False,
 ) -> Checked:
-    """The passages' own best sentences for the question, each cited: used when the model fails."""
+    """The passages' own best sentences for the question, each cited: shown before the model's
+    answer, and used when the model fails. ``q_vec``, the question's embedding, if already made;
+    ``per_sentence``, a citation for every sentence quoted, not only the best one per passage."""
     if not prepared:
         return Checked(text="")
-    q_vec = np.asarray(scorer.embedder.embed([question]), dtype=np.float32)[0]
+    if q_vec is None:
+        q_vec = np.asarray(scorer.embedder.embed([question]), dtype=np.float32)[0]
     q_words = set(content_words(question))
     ranked: list[tuple[float, int, int]] = []
     for n, ps in enumerate(prepared):
@@ -190,7 +198,14 @@ def extractive_answer(
     ranked.sort(reverse=True)
     chosen = ranked[:max_sentences]
     parts = [_attach(prepared[n].sentence(j), f"[{n + 1}]") for _, n, j in chosen]
+    if per_sentence:
+        quoted = sorted((_citation(n, prepared[n], j, score) for score, n, j in chosen), key=_reading_order)
+        return Checked(text=" ".join(parts), citations=quoted)
     citations: dict[int, Citation] = {}
     for score, n, j in chosen:
         citations.setdefault(n, _citation(n, prepared[n], j, score))
     return Checked(text=" ".join(parts), citations=[citations[n] for n in sorted(citations)])
+
+
+def _reading_order(c: Citation) -> tuple[int, int]:
+    return (c.number, c.quote_start)

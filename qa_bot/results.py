@@ -72,6 +72,24 @@ class Answer:
 
 
 @dataclass
+class EarlyAnswer:
+    """The first thing :meth:`QABot.stream` yields for a question it can support: the passages'
+    own sentences that best match it, each cited ``[n]`` (numbered as the final
+    :class:`Answer`'s passages), quoted from the articles, not written by the model. It comes
+    within about a second, before the model has read its prompt; the :class:`Answer` that ends
+    the stream is the bot's answer, and may refuse where the model finds the passages do not
+    answer the question."""
+
+    text: str
+    citations: list[Citation] = field(default_factory=list)
+    passages: list[Passage] = field(default_factory=list)
+    seconds: float = 0.0  # from the question
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
 class Filters:
     """Retrieval filters: sources (any of) and a published date range (inclusive)."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -17,8 +18,9 @@ import numpy as np
 import pytest
 
 from ingest import ingest
-from qa_bot import REFUSAL, Answer, GenerationError, QABot, QuestionError
+from qa_bot import REFUSAL, Answer, EarlyAnswer, GenerationError, QABot, QuestionError
 from qa_bot.bot import ANSWERABLE_CHECK, EMPTY_STORE, with_line
+from qa_bot.citations import strip_citations
 from qa_bot.generation import smollm2_file
 from qa_bot.settings import Settings
 from tests.conftest import DATA, FAST_MODEL, ROOT, SAMPLE, free_port, make_settings
@@ -96,13 +98,30 @@ def test_answer_cites_the_sample_article(bot: QABot) -> None:
         assert all(c.support >= bot.settings.answer.support_threshold for c in answer.citations)
 
 
-def test_streaming_yields_deltas_then_the_answer(bot: QABot) -> None:
+def test_streaming_yields_the_quoted_early_answer_then_deltas_then_the_answer(bot: QABot) -> None:
     parts = list(bot.stream("What did Putin say in Sochi about restoring relations with Russia?"))
-    assert isinstance(parts[-1], Answer)
-    deltas = parts[:-1]
+    early, final = parts[0], parts[-1]
+    assert isinstance(early, EarlyAnswer) and isinstance(final, Answer)
+    deltas = parts[1:-1]
     assert deltas and all(isinstance(d, str) for d in deltas)
-    assert "first_token" in parts[-1].timings and parts[-1].timings["first_token"] <= parts[-1].timings["answer"]
-    check_invariants(parts[-1])
+    assert "first_token" in final.timings and final.timings["first_token"] <= final.timings["answer"]
+    check_invariants(final)
+    check_early(early, final)
+    # Before the model's first token, and numbered as the final answer's passages.
+    assert early.seconds == final.timings["early"] < final.timings["first_token"]
+    assert [p.chunk_id for p in early.passages] == [p.chunk_id for p in final.passages]
+
+
+def check_early(early: EarlyAnswer, final: Answer) -> None:
+    """Every sentence of the early answer is a quote: an exact sentence of the passage its number names."""
+    assert early.text and early.citations
+    marks = [int(n) for n in re.findall(r"\[(\d+)\]", early.text)]
+    assert sorted(marks) == sorted(c.number for c in early.citations)  # one citation a sentence
+    for c in early.citations:
+        assert 1 <= c.number <= len(final.passages)
+        assert c.passage is early.passages[c.number - 1]
+        assert c.passage.text[c.quote_start : c.quote_start + len(c.quote)] == c.quote
+        assert " ".join(c.quote.split()) in strip_citations(early.text)
 
 
 def test_the_model_runs_on_its_own_thread_and_a_closed_stream_frees_it(bot: QABot) -> None:
@@ -244,8 +263,10 @@ def test_answerability_check_reads_the_model_and_shares_its_cache(store_path: Pa
 
 def test_answerability_threshold_refuses_before_generating(store_path: Path) -> None:
     parts = list(with_check(store_path, 1.0).stream("Why did Putin praise Trump?"))
-    assert len(parts) == 1 and parts[0].refused and parts[0].text == REFUSAL  # no text was generated
-    assert parts[0].scores["answerable"] < 1.0 and "first_token" not in parts[0].timings
+    # The quoted early answer, then the refusal: no text was generated.
+    assert len(parts) == 2 and isinstance(parts[0], EarlyAnswer)
+    assert parts[1].refused and parts[1].text == REFUSAL
+    assert parts[1].scores["answerable"] < 1.0 and "first_token" not in parts[1].timings
 
 
 def test_bad_questions_get_clear_messages(bot: QABot) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -116,7 +117,7 @@ def wait_for_cards(page: object, timeout: float = 180) -> None:
     """Wait for source cards or a refusal; a warning in the chat fails at once, with what it says."""
     try:
         page.wait_for_function(  # type: ignore[attr-defined]
-            "() => document.querySelector('#source-cards .qa-card, #source-cards .qa-refused')"
+            "() => document.querySelector('#source-cards .qa-cards[data-state=final], #source-cards .qa-refused')"
             " || document.querySelector('#chat').innerText.includes('⚠️')",
             timeout=timeout * 1000,
         )
@@ -126,26 +127,57 @@ def wait_for_cards(page: object, timeout: float = 180) -> None:
     assert "⚠️" not in page.inner_text("#chat"), page.inner_text("#chat")  # type: ignore[attr-defined]
 
 
-def test_streamed_answer_with_citation_and_source_card(server: str, browser: object, tmp_path: Path) -> None:
+RECORD_STATES = """() => {
+    window.__states = [];
+    const record = () => {
+        const chat = document.querySelector('#chat').innerText;
+        const cards = document.querySelector('#source-cards .qa-cards');
+        const state = cards ? cards.dataset.state : '';
+        const last = window.__states[window.__states.length - 1];
+        if (!last || last.chat !== chat || last.cards !== state) {
+            window.__states.push({chat: chat, cards: state, marks: [...document.querySelectorAll(
+                '#source-cards mark')].map(m => m.innerText)});
+        }
+    };
+    new MutationObserver(record).observe(document.body, {subtree: true, childList: true, characterData: true});
+}"""
+
+
+def test_quoted_words_first_then_the_streamed_answer_with_source_cards(
+    server: str, browser: object, tmp_path: Path
+) -> None:
     page = open_page(browser, server)
+    page.evaluate(RECORD_STATES)  # type: ignore[attr-defined]
     ask(page, "What did Putin say at the forum in Sochi?")
-    seen: list[str] = []
-    deadline = time.time() + 180
-    while time.time() < deadline and not page.locator("#source-cards .qa-card, #source-cards .qa-refused").count():
-        text = page.inner_text("#chat")
-        if not text.rstrip().endswith("…") and (not seen or text != seen[-1]):  # the echo is not a piece
-            seen.append(text)
-        time.sleep(0.05)
-    assert page.locator("#source-cards .qa-card").count() >= 1, page.inner_text("#source-cards")
-    assert len(seen) >= 3, "the answer did not arrive in pieces"
-    card = page.locator("#source-cards .qa-card").first
-    number = card.get_attribute("data-citation")
-    assert f"[{number}]" in page.inner_text("#chat")
-    assert "Putin" in card.inner_text() and card.locator("mark").count() == 1
-    assert card.locator("mark").inner_text() in SAMPLE.read_text()
-    page.screenshot(path=str(tmp_path / "answer.png"), full_page=True)
+    wait_for_cards(page)
+    states = page.evaluate("() => window.__states")  # type: ignore[attr-defined]
+    article = SAMPLE.read_text()
+    # 1. The quoted early answer, with its source cards, before the model's first word.
+    early = next(i for i, s in enumerate(states) if "Quoted from the articles" in s["chat"])
+    assert states[early]["cards"] == "early" and "reading the passages" in states[early]["chat"]
+    assert states[early]["marks"] and all(m in article for m in states[early]["marks"])  # exact quotes
+    quoted = states[early]["chat"].split("Quoted from the articles", 1)[1].split("The model is reading")[0].strip()
+    assert re.search(r"\[\d+\]", quoted)
+    # 2. The model's answer streams in pieces beneath the quotes, which stay put.
+    streaming = [
+        s["chat"] for s in states[early + 1 :] if "reading the passages" not in s["chat"] and s["cards"] != "final"
+    ]
+    assert len(streaming) >= 2, "the answer did not arrive in pieces"
+    assert all(quoted in text for text in streaming)
+    # 3. The final answer: kept beneath the quotes, or a refusal that replaces them.
+    final = page.inner_text("#chat")  # type: ignore[attr-defined]
+    if page.locator("#source-cards .qa-refused").count():  # type: ignore[attr-defined]
+        assert "cannot find the answer" in final and "Quoted from the articles" not in final
+    else:
+        assert quoted in final
+        card = page.locator("#source-cards .qa-card").first  # type: ignore[attr-defined]
+        number = card.get_attribute("data-citation")
+        assert f"[{number}]" in final
+        assert "Putin" in card.inner_text() and card.locator("mark").count() >= 1
+        assert all(m in article for m in card.locator("mark").all_inner_texts())
+    page.screenshot(path=str(tmp_path / "answer.png"), full_page=True)  # type: ignore[attr-defined]
     assert (tmp_path / "answer.png").stat().st_size > 10_000
-    page.close()
+    page.close()  # type: ignore[attr-defined]
 
 
 def test_unanswerable_question_shows_a_refusal(server: str, browser: object) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import html
 import ipaddress
+import logging
 import os
 import re
 import shutil
@@ -31,11 +32,14 @@ import gradio as gr
 
 from ingest import ingest
 from ingest.loaders import SUPPORTED
-from qa_bot import REFUSAL, Answer, QABot, QuestionError
+from qa_bot import REFUSAL, Answer, Citation, EarlyAnswer, QABot, QuestionError
 from qa_bot.bot import EMPTY_STORE
 from qa_bot.generation import GenerationError
 from qa_bot.settings import Settings
 from qa_bot.store import StoreError
+from qa_bot.tuning import describe
+
+log = logging.getLogger("qa_bot")
 
 EMPTY_HINT = (
     "No articles yet. Add some in the **Articles** tab (upload files or paste URLs), "
@@ -57,10 +61,33 @@ def escape_markdown(text: str) -> str:
     return _MD_SPECIAL.sub(r"\\\1", text)
 
 
-def display_answer(answer: Answer) -> str:
+QUOTED_LABEL = "📰 **Quoted from the articles**"
+ANSWER_LABEL = "**Answer**"
+READING = "*The model is reading the passages…*"
+
+
+def display_answer(answer: Answer, early: EarlyAnswer | None = None) -> str:
+    """The chat bubble for the final answer.
+
+    The quoted early answer stays at the top and the model's answer goes beneath it, so the
+    bubble only grows: nothing the reader has begun to read moves or vanishes, however fast the
+    model is. A refusal replaces the quotes: the bot judged that they do not answer the question.
+    """
     if answer.refused:
         return "🚫 *" + escape_markdown(answer.text) + "*"
-    return escape_markdown(answer.text)
+    if early is None or not early.text:
+        return escape_markdown(answer.text)
+    if answer.text == early.text:  # the model failed and its fallback is the same quotes
+        return display_early(early, "")
+    return display_early(early, escape_markdown(answer.text))
+
+
+def display_early(early: EarlyAnswer, below: str = READING) -> str:
+    """The quoted early answer, labelled as quotes, with what goes beneath it."""
+    shown = f"{QUOTED_LABEL}\n\n{escape_markdown(early.text)}"
+    if below == READING or not below:
+        return f"{shown}\n\n{below}".rstrip()
+    return f"{shown}\n\n{ANSWER_LABEL}\n\n{below}"
 
 
 def safe_url(url: str) -> str | None:
@@ -72,34 +99,46 @@ def safe_url(url: str) -> str | None:
     return url.strip() if parts.scheme in ("http", "https") and parts.netloc else None
 
 
-def render_sources(answer: Answer | None) -> str:
-    """Source cards: title, source, date, link, and the passage with the quote highlighted."""
+def render_sources(answer: Answer | EarlyAnswer | None, early: EarlyAnswer | None = None) -> str:
+    """Source cards: title, source, date, link, and the passage with every quoted sentence
+    highlighted; one card per cited number, for the answer's citations and the early answer's."""
     if answer is None:
         return ""
-    if answer.refused:
+    if isinstance(answer, Answer) and answer.refused:
         return f'<div class="qa-refused">{html.escape(answer.text)}</div>'
-    cards = []
-    for c in answer.citations:
-        p = c.passage
-        url = safe_url(p.url)
-        title = html.escape(p.title or p.doc_id)
-        heading = (
-            f'<a href="{html.escape(url, quote=True)}" target="_blank" rel="noopener noreferrer">{title}</a>'
-            if url
-            else title
-        )
-        meta = " · ".join(html.escape(x) for x in (p.source, p.published) if x)
-        start = p.text.find(c.quote)
-        if start < 0:
-            body = html.escape(p.text)
-        else:
-            end = start + len(c.quote)
-            body = html.escape(p.text[:start]) + "<mark>" + html.escape(c.quote) + "</mark>" + html.escape(p.text[end:])
-        cards.append(
-            f'<div class="qa-card" data-citation="{c.number}"><h4>[{c.number}] {heading}</h4>'
-            f'<div class="qa-meta">{meta}</div><div class="qa-passage">{body}</div></div>'
-        )
-    return "\n".join(cards)
+    quotes: dict[int, list[Citation]] = {}
+    for c in [*answer.citations, *(early.citations if early else [])]:
+        if all(c.quote_start != seen.quote_start for seen in quotes.get(c.number, [])):
+            quotes.setdefault(c.number, []).append(c)
+    # data-state tells a reader (and the browser tests) whether the model's answer has come.
+    state = "early" if isinstance(answer, EarlyAnswer) else "final"
+    cards = "\n".join(_card(number, cited) for number, cited in sorted(quotes.items()))
+    return f'<div class="qa-cards" data-state="{state}">{cards}</div>'
+
+
+def _card(number: int, cited: list[Citation]) -> str:
+    p = cited[0].passage
+    url = safe_url(p.url)
+    title = html.escape(p.title or p.doc_id)
+    heading = (
+        f'<a href="{html.escape(url, quote=True)}" target="_blank" rel="noopener noreferrer">{title}</a>'
+        if url
+        else title
+    )
+    meta = " · ".join(html.escape(x) for x in (p.source, p.published) if x)
+    body, at = [], 0
+    for c in sorted(cited, key=lambda c: c.quote_start):
+        start = c.quote_start if p.text[c.quote_start :].startswith(c.quote) else p.text.find(c.quote, at)
+        if start < at:
+            continue  # not found, or overlapping a quote already marked: leave it unmarked
+        end = start + len(c.quote)
+        body += [html.escape(p.text[at:start]), "<mark>", html.escape(c.quote), "</mark>"]
+        at = end
+    body.append(html.escape(p.text[at:]))
+    return (
+        f'<div class="qa-card" data-citation="{number}"><h4>[{number}] {heading}</h4>'
+        f'<div class="qa-meta">{meta}</div><div class="qa-passage">{"".join(body)}</div></div>'
+    )
 
 
 class App:
@@ -131,15 +170,20 @@ class App:
                 chat[-1]["content"] = "🚫 " + EMPTY_HINT
                 yield chat, history, "", render_sources(Answer(text=EMPTY_STORE, refused=True))
                 return
-            raw = ""
+            raw, early = "", None
             for part in self.bot.stream(message, history=history, filters=filters):
-                if isinstance(part, Answer):
-                    chat[-1]["content"] = display_answer(part)
-                    history = [*history, (message, part.text)]
+                if isinstance(part, EarlyAnswer):
+                    early = part
+                    chat[-1]["content"] = display_early(part)
                     yield chat, history, "", render_sources(part)
+                elif isinstance(part, Answer):
+                    chat[-1]["content"] = display_answer(part, early)
+                    history = [*history, (message, part.text)]
+                    yield chat, history, "", render_sources(part, early)
                 else:
                     raw += part
-                    chat[-1]["content"] = escape_markdown(raw)
+                    shown = escape_markdown(raw)
+                    chat[-1]["content"] = display_early(early, shown) if early else shown
                     yield chat, history, "", gr.skip()
         except (QuestionError, ValueError, GenerationError, StoreError) as exc:
             chat[-1]["content"] = "⚠️ " + escape_markdown(str(exc))
@@ -343,6 +387,10 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None) 
             )
         auth = (user, password)
     demo = build_app(settings)
+    # Decided and loaded before the page is served, so the first question waits for neither.
+    log.info("model: %s", describe(settings.generation, measure=True))
+    bot = demo.qa_app.bot  # type: ignore[attr-defined]
+    bot.generator, bot.embedder  # noqa: B018 - loaded now, once
     demo.queue(default_concurrency_limit=4)
     demo.launch(
         server_name=host,

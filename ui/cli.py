@@ -83,7 +83,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_ingest)
 
-    p = sub.add_parser("stats", parents=[common], help="what the store holds")
+    p = sub.add_parser("stats", parents=[common], help="what the store holds, and the model this machine runs")
+    p.add_argument("--tune", action="store_true", help="measure this machine's model speed now if not yet measured")
     p.set_defaults(func=cmd_stats)
 
     p = sub.add_parser("ask", parents=[common], help="ask a question of the ingested articles")
@@ -172,19 +173,34 @@ class _progress_bar:  # noqa: N801 - used as a context manager, reads like one
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     import json
 
-    from qa_bot import QABot, QuestionError
+    from qa_bot import Answer, EarlyAnswer, QABot, QuestionError
 
     filters = {"source": args.source, "since": args.since, "until": args.until}
+    early: EarlyAnswer | None = None
+    answer: Answer | None = None
     try:
-        answer = QABot(settings).ask(args.question, filters=filters)
+        for part in QABot(settings).stream(args.question, filters=filters):
+            if isinstance(part, EarlyAnswer):
+                early = part
+                if not args.json:  # at once: the model's answer may be many seconds away
+                    print(f"Quoted from the articles:\n{part.text}\n", flush=True)
+            elif isinstance(part, Answer):
+                answer = part
     except (QuestionError, ValueError) as exc:
         print(f"qa-bot ask: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    assert answer is not None
     if args.json:
-        print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+        print(
+            json.dumps({**answer.to_dict(), "early": early.to_dict() if early else None}, ensure_ascii=False, indent=2)
+        )
         return EXIT_OK
-    print(answer.text)
-    for c in answer.citations:
+    if early is not None and answer.text != early.text:
+        print("Answer:")
+    if early is None or answer.text != early.text:
+        print(answer.text)
+    cited = {c.number: c for c in [*(early.citations if early and not answer.refused else []), *answer.citations]}
+    for c in sorted(cited.values(), key=lambda c: c.number):
         p = c.passage
         meta = ", ".join(x for x in (p.source, p.published, p.url) if x)
         print(f"\n[{c.number}] {p.title}" + (f" ({meta})" if meta else ""))
@@ -238,7 +254,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
     from qa_bot.stats import store_stats
 
-    stats = store_stats(settings)
+    stats = store_stats(settings, tune=args.tune)
     for key, value in stats.items():
         print(f"{key:>16}: {value}")
     return EXIT_OK

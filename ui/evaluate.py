@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from ingest import ingest
-from qa_bot import Answer, QABot
+from qa_bot import Answer, EarlyAnswer, QABot
 from qa_bot.citations import CITATION, content_words
 from qa_bot.settings import Settings
+from qa_bot.tuning import machine, tune
 
 
 @dataclass
@@ -46,6 +47,8 @@ class Result:
     answer_score: float | None
     timings: dict[str, float] = field(default_factory=dict)
     scores: dict[str, float] = field(default_factory=dict)
+    # The quoted early answer's score against the references (None: no early answer was given).
+    early_score: float | None = None
 
 
 def recorded_results(run: dict[str, Any], system: str) -> list[Result]:
@@ -93,9 +96,12 @@ def evaluate_bot(bot: QABot, questions: list[dict[str, Any]], k: int, progress: 
         retrieved = [p.doc_id for p in bot.retrieve(q["question"], k=10)]
         retrieval = time.perf_counter() - began
         final: Answer | None = None
+        early: EarlyAnswer | None = None
         for part in bot.stream(q["question"]):
             if isinstance(part, Answer):
                 final = part
+            elif isinstance(part, EarlyAnswer):
+                early = part
         assert final is not None
         timings = {"retrieval": retrieval, **final.timings}
         results.append(
@@ -113,6 +119,7 @@ def evaluate_bot(bot: QABot, questions: list[dict[str, Any]], k: int, progress: 
                 answer_score=None if final.refused else answer_score(final.text, q["answers"], short),
                 timings=timings,
                 scores=final.scores,
+                early_score=answer_score(early.text, q["answers"], short) if early else None,
             )
         )
         progress()
@@ -155,10 +162,15 @@ def summarise(results: list[Result], k: int) -> dict[str, Any]:
         "unsupported_sentence_share": round(
             sum(r.unsupported for r in results) / max(1, sum(r.unsupported + r.kept_sentences for r in results)), 4
         ),
+        # The quoted early answer, counted 0 where none was shown.
+        "early_answer_score_all": round(statistics.fmean([r.early_score or 0.0 for r in answerable]), 4)
+        if answerable
+        else None,
         "refused_unanswerable": share(unanswerable, lambda r: r.refused),
         "refused_answerable": share(answerable, lambda r: r.refused),
         "latency_s": {
-            key: {"p50": pct(key, 0.5), "p95": pct(key, 0.95)} for key in ("retrieval", "first_token", "answer")
+            key: {"p50": pct(key, 0.5), "p95": pct(key, 0.95)}
+            for key in ("retrieval", "early", "first_token", "answer")
         },
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
@@ -214,11 +226,17 @@ def run_eval(
 
 
 def _eval_settings(settings: Settings) -> dict[str, Any]:
-    """The settings that move the figures, so a later reading (``benchmarks/rethreshold.py``) knows them."""
+    """The settings that move the figures, so a later reading (``benchmarks/rethreshold.py``) knows them.
+
+    The generation settings are those that ran: "auto" decided for this machine (qa_bot.tuning).
+    """
+    tuned = tune(settings.generation)
     return {
+        "machine": machine(),
+        "tuning": tuned.choice.summary(),
         "answer": settings.answer.model_dump(mode="json"),
         "retrieval": settings.retrieval.model_dump(mode="json"),
-        "generation": settings.generation.model_dump(
+        "generation": tuned.settings.model_dump(
             mode="json",
             include={
                 "backend",
@@ -242,7 +260,7 @@ def format_table(result: dict[str, Any]) -> str:
     lines.append(f"{'metric':32}" + "".join(f"{s:>14}" for s in systems))
     for key in rows:
         lines.append(f"{key:32}" + "".join(f"{_fmt(result[s].get(key)):>14}" for s in systems))
-    for key in ("retrieval", "first_token", "answer"):
+    for key in ("retrieval", "early", "first_token", "answer"):
         for p in ("p50", "p95"):
             lines.append(
                 f"{'latency ' + key + ' ' + p + ' (s)':32}"
