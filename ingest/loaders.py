@@ -15,9 +15,7 @@ that do it well: trafilatura (the main text and metadata of an HTML page), feedp
 from __future__ import annotations
 
 import json
-import socket
-import urllib.error
-import urllib.request
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from ingest.articles import Article, Failure, canonical_url, title_from_text
+from ingest.web import FetchError, fetch
 from qa_bot.settings import IngestSettings
 
 TEXT_TYPES = {".txt", ".md", ".markdown"}
@@ -54,11 +53,14 @@ def load_sources(sources: list[str], settings: IngestSettings) -> Iterator[Item]
             continue
         path = Path(source).expanduser()
         if path.is_dir():
-            for file in sorted(p for p in path.rglob("*") if p.is_file()):
+            for file in sorted(path.rglob("*")):
                 rel = file.relative_to(path)
                 if any(part.startswith(".") for part in rel.parts):
                     continue  # hidden files and folders (.git, .DS_Store) are not articles
-                yield from load_file(file, rel.as_posix(), settings, origin)
+                if file.is_symlink() and not file.exists():
+                    yield Failure(str(file), "a link that leads nowhere (a link loop, or its target is gone)")
+                elif file.is_file():
+                    yield from load_file(file, rel.as_posix(), settings, origin)
         elif path.is_file():
             yield from load_file(path, path.name, settings, origin)
         else:
@@ -145,6 +147,10 @@ def _front_matter(text: str) -> tuple[dict[str, Any], str]:
 
 def _parse_html(html: str, where: str, default_id: str, base: dict[str, str]) -> Item:
     import trafilatura
+
+    # trafilatura logs its own ERROR lines without saying which input they are about; the
+    # Failure below names the input, so its log stays quiet.
+    logging.getLogger("trafilatura").setLevel(logging.CRITICAL)
 
     try:
         extracted = trafilatura.extract(html, output_format="json", with_metadata=True, favor_precision=True)
@@ -262,26 +268,6 @@ def _article(record: dict[str, Any], text: str, doc_id: str, where: str) -> Item
 # ---------------------------------------------------------------- URLs and feeds
 
 
-def fetch(url: str, settings: IngestSettings) -> tuple[bytes, str]:
-    """GET a URL within the size limit and timeout; return (body, content type)."""
-    request = urllib.request.Request(url, headers={"User-Agent": settings.user_agent})
-    limit = int(settings.max_file_mb * 1024 * 1024)
-    with urllib.request.urlopen(request, timeout=settings.fetch_timeout) as response:
-        body = response.read(limit + 1)
-        if len(body) > limit:
-            raise ValueError(f"response is over the limit ingest.max_file_mb = {settings.max_file_mb:g}")
-        return body, response.headers.get("Content-Type", "").lower()
-
-
-def _fetch_failure(url: str, exc: Exception, settings: IngestSettings) -> Failure:
-    if isinstance(exc, urllib.error.HTTPError):
-        return Failure(url, f"HTTP {exc.code} {exc.reason}")
-    reason = getattr(exc, "reason", exc)
-    if isinstance(exc, (socket.timeout, TimeoutError)) or isinstance(reason, (socket.timeout, TimeoutError)):
-        return Failure(url, f"timed out after {settings.fetch_timeout:g} s (ingest.fetch_timeout)")
-    return Failure(url, f"cannot fetch: {reason}")
-
-
 def _kind(url: str, content_type: str, body: bytes) -> str:
     path = urlsplit(url).path.lower()
     if any(t in content_type for t in ("rss", "atom", "xml")) or path.endswith(FEED_SUFFIXES):
@@ -300,8 +286,8 @@ def _kind(url: str, content_type: str, body: bytes) -> str:
 def load_url(url: str, settings: IngestSettings, origin: str) -> Iterator[Item]:
     try:
         body, content_type = fetch(url, settings)
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        yield _fetch_failure(url, exc, settings)
+    except FetchError as exc:
+        yield Failure(url, str(exc))
         return
     kind = _kind(url, content_type, body)
     if kind == "feed":

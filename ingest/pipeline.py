@@ -17,6 +17,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -100,7 +101,10 @@ def ingest(
                 writer.report.failed.append((item.source_path, reason))
                 continue
             seen.add(item.doc_id)
-            writer.add(item)
+            refused = writer.add(item)
+            if refused is not None:
+                writer.report.failed.append((refused.source, refused.reason))
+                failed_paths.add(refused.path or refused.source)
         writer.flush()
     finally:
         writer.close()
@@ -154,17 +158,26 @@ class _Writer:
         self._in_flight: Future[None] | None = None
         self._tick_lock = threading.Lock()
 
-    def add(self, article: Article) -> None:
+    def add(self, article: Article) -> Failure | None:
+        """Queue the article's chunks for embedding; a Failure if it is too big to take."""
         previous = self.existing.get(article.doc_id)
         if previous is not None and previous.is_current(article.content_hash):
             self.report.unchanged.append(article.doc_id)
             self._tick()
-            return
-        c = self.settings.chunking
+            return None
+        c, cap = self.settings.chunking, self.settings.ingest.max_chunks_per_article
+        # Every word is at least one token, so this many words cannot fit in the cap: refused
+        # before the tokenizer spends minutes on a 15 MB one-line file.
+        words = sum(1 for _ in _WORDS.finditer(article.text))
+        if words > cap * c.max_tokens:
+            return _too_big(article, f"{words:,} words", cap)
         chunks = chunk_text(article.text, self.embedder.count_tokens, c.max_tokens, c.overlap_tokens)
+        if len(chunks) > cap:
+            return _too_big(article, f"{len(chunks):,} chunks", cap)
         self.pending.append(_Pending(article, chunks, previous))
         if sum(len(p.chunks) for p in self.pending) >= FLUSH_CHUNKS:
             self.flush()
+        return None
 
     def flush(self) -> None:
         if not self.pending:
@@ -224,6 +237,17 @@ class _Writer:
             self.articles_done += 1
         if self.progress:
             self.progress(self.articles_done, self.report.chunks_written)
+
+
+_WORDS = re.compile(r"\S+")
+
+
+def _too_big(article: Article, size: str, cap: int) -> Failure:
+    return Failure(
+        article.source_path or article.doc_id,
+        f"too big: {size}, over the limit ingest.max_chunks_per_article = {cap:,} chunks",
+        article.source_path,
+    )
 
 
 def _metadata(article: Article, chunk: Chunk, n_chunks: int) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, ValidationError, model_validator
 
 DEFAULT_CONFIG = "config.yaml"
 CONFIG_ENV = "QA_BOT_CONFIG"
@@ -68,8 +68,17 @@ class ChunkingSettings(_Section):
 
 class IngestSettings(_Section):
     max_file_mb: float = Field(20.0, gt=0)
+    # Seconds for a whole fetch (connecting, headers and body together), not for each read.
     fetch_timeout: float = Field(15.0, gt=0)
     user_agent: str = "qa-bot/0.1 (+offline news question answering)"
+    # Fetch URLs whose host is loopback, private, link-local, multicast or reserved: true for all,
+    # or a list of networks ("10.1.0.0/16") for those alone. Off: a logged-in user of a shared
+    # server must not reach the server's own network (ingest.web).
+    allow_private_addresses: bool | list[IPvAnyNetwork] = False
+    # An article that splits into more chunks is refused on its own (about 60 words a chunk at
+    # the default chunking: 2,000 chunks is a 120,000-word document), so one huge file cannot
+    # hold a batch for hours.
+    max_chunks_per_article: int = Field(2000, ge=1)
 
 
 class RetrievalSettings(_Section):
