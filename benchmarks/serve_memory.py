@@ -46,7 +46,7 @@ def main() -> None:
         client = Client(url, verbose=False)
         began = time.perf_counter()
         for i in range(args.questions):
-            client.predict(QUESTIONS[i % len(QUESTIONS)], [], [], "", "", api_name="/respond")
+            client.predict(QUESTIONS[i % len(QUESTIONS)], [], [], "", "", api_name="/ask")
         seconds = time.perf_counter() - began
         status = Path(f"/proc/{pid}/status").read_text()
         peak = next(line for line in status.splitlines() if line.startswith("VmHWM"))

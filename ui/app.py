@@ -14,7 +14,9 @@ as escaped Markdown: article text is shown as text and never runs in the page.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
+import hmac
 import html
 import ipaddress
 import logging
@@ -23,20 +25,23 @@ import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import gradio as gr
+from gradio.utils import get_upload_folder as gradio_upload_folder
 
 from ingest import ingest
 from ingest.loaders import SUPPORTED
 from qa_bot import REFUSAL, Answer, Citation, EarlyAnswer, QABot, QuestionError
 from qa_bot.bot import EMPTY_STORE
+from qa_bot.embeddings import EmbeddingError
 from qa_bot.generation import GenerationError
 from qa_bot.settings import Settings
-from qa_bot.store import StoreError
+from qa_bot.store import StoreError, describe_failure
 from qa_bot.tuning import describe
 
 log = logging.getLogger("qa_bot")
@@ -149,7 +154,10 @@ class App:
         self.bot = QABot(settings)
         self.upload_dir = Path(tempfile.mkdtemp(prefix="qa-bot-uploads-"))
         os.chmod(self.upload_dir, 0o700)
+        atexit.register(shutil.rmtree, self.upload_dir, ignore_errors=True)  # not left behind in /tmp
         self._ingest_lock = threading.Lock()
+        self._had_store = False
+        self.store_problem()  # notes whether a store is there to be missed later
 
     # ------------------------------------------------------------ chat
 
@@ -166,6 +174,9 @@ class App:
         # with another person's answer, and a click that shows nothing looks lost.
         yield chat, history, "", ""
         try:
+            problem = self.store_problem()
+            if problem:
+                raise StoreError(problem)
             if self.bot.store.count() == 0:
                 chat[-1]["content"] = "🚫 " + EMPTY_HINT
                 yield chat, history, "", render_sources(Answer(text=EMPTY_STORE, refused=True))
@@ -185,14 +196,14 @@ class App:
                     shown = escape_markdown(raw)
                     chat[-1]["content"] = display_early(early, shown) if early else shown
                     yield chat, history, "", gr.skip()
-        except (QuestionError, ValueError, GenerationError, StoreError) as exc:
-            chat[-1]["content"] = "⚠️ " + escape_markdown(str(exc))
+        except (QuestionError, ValueError, GenerationError, StoreError, OSError) as exc:
+            chat[-1]["content"] = "⚠️ " + escape_markdown(describe_failure(exc, self.settings))
             yield chat, history, message, ""
 
     def source_choices(self) -> list[str]:
         try:
             return sorted({a["source"] for a in self.articles() if a["source"]})
-        except StoreError:
+        except (StoreError, OSError):
             return []
 
     # ------------------------------------------------------------ articles
@@ -228,6 +239,10 @@ class App:
         for item in files or []:
             path = Path(item if isinstance(item, str) else getattr(item, "name", str(item)))
             original = path.name
+            if not self.is_upload(path):
+                # The API takes a file as a path: only a file Gradio received from this browser may be read.
+                failed.append((original, "refused: not a file uploaded through this page"))
+                continue
             suffix = path.suffix.lower()
             if suffix not in SUPPORTED:
                 failed.append((original, f"unsupported file type '{suffix}'; supported: {', '.join(SUPPORTED)}"))
@@ -240,6 +255,39 @@ class App:
             shutil.copyfile(path, target)
             saved[str(target)] = original
         return saved, failed
+
+    def store_problem(self) -> str | None:
+        """What is wrong with the store, if something is that a person should be told of."""
+        s = self.settings.store
+        if s.mode != "embedded":
+            return None
+        if (s.path / "chroma.sqlite3").is_file():
+            self._had_store = True  # a store that is not there yet is made by the first ingest
+            return None
+        if self._had_store:
+            # Chroma would go on answering from what it holds in memory, and lose every write.
+            return f"the store folder {s.path} has gone; restore it (or run qa-bot ingest) and restart qa-bot serve"
+        return None
+
+    def guarded(self, action: str, work: Callable[[], str]) -> str:
+        """Run an Articles-tab action; a failure becomes one line that says what failed and why."""
+        problem = self.store_problem()
+        if problem:
+            return f"⚠️ {action} failed: {escape_markdown(problem)}"
+        try:
+            return work()
+        except (StoreError, EmbeddingError, OSError, ValueError) as exc:
+            log.warning("%s failed: %s", action, exc)
+            return f"⚠️ {action} failed: {escape_markdown(describe_failure(exc, self.settings))}"
+
+    def is_upload(self, path: Path) -> bool:
+        """Whether ``path``, links resolved, is a regular file in Gradio's upload folder or ours."""
+        try:
+            real = path.resolve(strict=True)
+        except (OSError, RuntimeError):  # missing, or a symlink loop
+            return False
+        folders = (Path(gradio_upload_folder()).resolve(), self.upload_dir.resolve())
+        return real.is_file() and any(real.is_relative_to(folder) for folder in folders)
 
     def ingest_sources(self, files: list[str] | None, urls: str, progress: gr.Progress | None = None) -> str:
         saved, failed = self.save_uploads(files)
@@ -322,13 +370,14 @@ def build_app(settings: Settings) -> gr.Blocks:
                     cards = gr.HTML(elem_id="source-cards")
             inputs = [question, chatbot, history, sources, since, until]
             outputs = [chatbot, history, question, cards]
-            send.click(app.respond, inputs, outputs)
-            question.submit(app.respond, inputs, outputs)
+            # Named, so the HTTP API a client sees stays the same whatever else the page gains.
+            send.click(app.respond, inputs, outputs, api_name="ask")
+            question.submit(app.respond, inputs, outputs, api_name=False)
             clear.click(lambda: ([], [], "", ""), None, outputs)
         with gr.Tab("Articles") as articles_tab:
-            files = gr.File(
-                label="Upload articles", file_count="multiple", elem_id="upload", file_types=list(SUPPORTED)
-            )
+            # No file_types filter: the browser would drop an unsupported file without a word;
+            # save_uploads refuses it by name instead, and takes the rest of the batch.
+            files = gr.File(label=f"Upload articles ({', '.join(SUPPORTED)})", file_count="multiple", elem_id="upload")
             urls = gr.Textbox(label="Article or feed URLs, one per line", lines=3, elem_id="urls")
             with gr.Row():
                 add = gr.Button("Ingest", variant="primary", elem_id="ingest")
@@ -345,23 +394,72 @@ def build_app(settings: Settings) -> gr.Blocks:
                 delete = gr.Button("Delete", variant="stop", elem_id="delete")
 
             def refreshed(message: str) -> tuple[str, list[list[Any]], Any]:
-                return message, app.article_rows(), gr.update(choices=app.source_choices())
+                try:
+                    rows = app.article_rows()
+                except (StoreError, OSError):
+                    rows = []  # the message above already says what is wrong
+                return message, rows, gr.update(choices=app.source_choices())
 
             add.click(
-                lambda f, u, progress=gr.Progress(): refreshed(app.ingest_sources(f, u, progress)),
+                lambda f, u, progress=gr.Progress(): refreshed(
+                    app.guarded("Ingest", lambda: app.ingest_sources(f, u, progress))
+                ),
                 [files, urls],
                 [report, table, sources],
+                api_name="ingest",
             )
             again.click(
-                lambda progress=gr.Progress(): refreshed(app.reingest(progress)),
+                lambda progress=gr.Progress(): refreshed(app.guarded("Re-ingest", lambda: app.reingest(progress))),
                 None,
                 [report, table, sources],
             )
-            delete.click(lambda d: refreshed(app.delete(d.strip())), [doc], [report, table, sources])
+            delete.click(
+                lambda d: refreshed(app.guarded("Delete", lambda: app.delete(d.strip()))),
+                [doc],
+                [report, table, sources],
+            )
             articles_tab.select(lambda: app.article_rows(), None, table)
         demo.load(lambda: gr.update(choices=app.source_choices()), None, sources)
     demo.qa_app = app  # type: ignore[attr-defined]
     return demo
+
+
+class LoginThrottle:
+    """Gradio's login check, with at most ``max_failures`` wrong tries a ``window`` of seconds.
+
+    Past that, every try (the right password too) is refused until the oldest failure is a
+    window old: guessing then costs a minute per five tries instead of 100 tries in 0.6 s. A
+    guesser can keep the real user out for as long as they keep guessing; on a login shared by
+    a few people that is the lesser harm, and the log says it is happening.
+    """
+
+    def __init__(
+        self,
+        user: str,
+        password: str,
+        max_failures: int = 5,
+        window: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._user, self._password = user.encode(), password.encode()
+        self.max_failures, self.window, self.clock = max_failures, window, clock
+        self._failures: list[float] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, username: str, password: str) -> bool:
+        with self._lock:
+            now = self.clock()
+            self._failures = [t for t in self._failures if now - t < self.window]
+            if len(self._failures) >= self.max_failures:
+                log.warning("login refused: %d wrong passwords in the last %.0f s", len(self._failures), self.window)
+                return False
+            # Compared in constant time, both always, so the time taken tells nothing.
+            right_user = hmac.compare_digest(username.encode(), self._user)
+            right_password = hmac.compare_digest(password.encode(), self._password)
+            if right_user and right_password:
+                return True
+            self._failures.append(now)
+            return False
 
 
 def is_loopback(host: str) -> bool:
@@ -377,7 +475,7 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None) 
     """Serve on loopback by default; anywhere else only behind a login from the environment."""
     host = host or settings.ui.host
     port = port or settings.ui.port
-    auth = None
+    auth: LoginThrottle | None = None
     if not is_loopback(host):
         user, password = os.environ.get(settings.ui.user_env), os.environ.get(settings.ui.password_env)
         if not user or not password:
@@ -385,7 +483,7 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None) 
                 f"qa-bot serve: binding to {host} needs a login; set {settings.ui.user_env} and "
                 f"{settings.ui.password_env} (names from ui.user_env / ui.password_env)"
             )
-        auth = (user, password)
+        auth = LoginThrottle(user, password)
     demo = build_app(settings)
     # Decided and loaded before the page is served, so the first question waits for neither.
     log.info("model: %s", describe(settings.generation, measure=True))

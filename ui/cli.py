@@ -25,7 +25,7 @@ from typing import Any
 from qa_bot.embeddings import EmbeddingError
 from qa_bot.generation import GenerationError
 from qa_bot.settings import Settings, SettingsError, load_settings
-from qa_bot.store import StoreError
+from qa_bot.store import StoreError, describe_failure
 
 log = logging.getLogger("qa_bot")
 
@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     # after this runs, so the filter sits on the handler, where no library resets it.
     for handler in logging.getLogger().handlers:
         handler.addFilter(_quiet_libraries)
+    settings: Settings | None = None
     try:
         settings = load_settings(args.config)
         return int(args.func(args, settings))
@@ -65,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if getattr(args, "debug", False):
             raise
-        print(f"qa-bot: {type(exc).__name__}: {exc}", file=sys.stderr)
+        said = describe_failure(exc, settings) if settings is not None else ""
+        print(f"qa-bot: {said if said != str(exc) else f'{type(exc).__name__}: {exc}'}", file=sys.stderr)
         return EXIT_FAILED
 
 
