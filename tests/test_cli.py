@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.conftest import DATA, ROOT, SAMPLE, make_settings
+from tests.conftest import DATA, FAST_MODEL, ROOT, SAMPLE, make_settings
 from tests.test_ingest import snapshot
 
 
@@ -147,3 +147,21 @@ def test_watch_survives_a_failed_round(tmp_path: Path) -> None:
     assert proc.returncode == 0
     assert "watch round 1 failed" in log
     assert "watch round 4: 0 added, 0 updated, 2 unchanged" in log
+
+
+def test_ask_prints_the_quoted_early_answer_first(tmp_path: Path) -> None:
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(yaml.safe_dump({"store": {"path": "store", "collection": "cli"}, **FAST_MODEL}))
+    assert qa_bot("ingest", str(SAMPLE), "--config", str(cfg), cwd=tmp_path).returncode == 0
+    run = qa_bot("ask", "Why did Putin praise Trump?", "--config", str(cfg), cwd=tmp_path)
+    assert run.returncode == 0 and "Traceback" not in run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0] == "Quoted from the articles:" and re.search(r"\[1\]", lines[1])
+    article = " ".join(SAMPLE.read_text().split())
+    quotes = [line.strip()[1:-1] for line in lines if line.startswith('    "')]
+    assert quotes and all(" ".join(q.split()) in article for q in quotes)  # exact sentences of the article
+    as_json = qa_bot("ask", "Why did Putin praise Trump?", "--json", "--config", str(cfg), cwd=tmp_path)
+    answer = json.loads(as_json.stdout)
+    assert answer["early"]["citations"] and answer["early"]["seconds"] <= answer["timings"]["answer"]
+    stats = qa_bot("stats", "--config", str(cfg), cwd=tmp_path)
+    assert re.search(r"model: smollm2-135m \(as-shipped\), \d+ threads, \d+-token passages", stats.stdout), stats.stdout

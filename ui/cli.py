@@ -184,8 +184,10 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         for part in QABot(settings).stream(args.question, filters=filters):
             if isinstance(part, EarlyAnswer):
                 early = part
-                if not args.json:  # at once: the model's answer may be many seconds away
-                    print(f"Quoted from the articles:\n{part.text}\n", flush=True)
+                if not args.json:  # at once, with its sources: the model's answer may be many seconds away
+                    print(f"Quoted from the articles:\n{part.text}", flush=True)
+                    _print_sources(part.citations)
+                    print(flush=True)
             elif isinstance(part, Answer):
                 answer = part
     except (QuestionError, ValueError) as exc:
@@ -193,21 +195,23 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_USAGE
     assert answer is not None
     if args.json:
-        print(
-            json.dumps({**answer.to_dict(), "early": early.to_dict() if early else None}, ensure_ascii=False, indent=2)
-        )
+        early_dict = early.to_dict() if early else None
+        print(json.dumps({**answer.to_dict(), "early": early_dict}, ensure_ascii=False, indent=2))
         return EXIT_OK
-    if early is not None and answer.text != early.text:
-        print("Answer:")
-    if early is None or answer.text != early.text:
-        print(answer.text)
-    cited = {c.number: c for c in [*(early.citations if early and not answer.refused else []), *answer.citations]}
-    for c in sorted(cited.values(), key=lambda c: c.number):
+    if early is not None and answer.text == early.text:
+        return EXIT_OK  # the model's answer fell back to the same quotes
+    print(f"Answer:\n{answer.text}" if early is not None else answer.text)
+    shown = {(c.number, c.quote) for c in early.citations} if early else set()
+    _print_sources([c for c in answer.citations if (c.number, c.quote) not in shown])
+    return EXIT_OK
+
+
+def _print_sources(citations: list[Any]) -> None:
+    for c in citations:
         p = c.passage
         meta = ", ".join(x for x in (p.source, p.published, p.url) if x)
         print(f"\n[{c.number}] {p.title}" + (f" ({meta})" if meta else ""))
         print(f'    "{c.quote}"')
-    return EXIT_OK
 
 
 # ---------------------------------------------------------------- eval
