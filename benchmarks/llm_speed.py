@@ -50,7 +50,8 @@ def main() -> None:
     parser.add_argument("--weights", choices=WEIGHTS, help="override generation.weights")
     args = parser.parse_args()
     settings = bench_settings(args.weights)
-    llm = get_generator(settings.generation).llm
+    generator = get_generator(settings.generation)
+    llm = generator.llm
     sample = next((ROOT / "data" / "articles").glob("*.txt")).read_text()[: args.prompt_chars]
     prompt = llm.tokenize(sample.encode("utf-8"))
     prompt_speed, gen_speed = [], []
@@ -65,7 +66,7 @@ def main() -> None:
             if n == 40 or token == llm.token_eos():
                 break
         gen_speed.append(n / (time.perf_counter() - began))
-    print(f"model: {Path(llm.model_path).name}, threads {settings.generation.threads}")
+    print(f"model: {Path(llm.model_path).name}, threads {generator.settings.threads}")
     print(f"llama.cpp build: {build_features()}")
     print(f"prompt: {len(prompt)} tokens, {statistics.median(prompt_speed):.1f} tokens/s (median of {args.runs})")
     print(f"generation: {statistics.median(gen_speed):.1f} tokens/s (median of {args.runs}, up to 40 tokens)")
