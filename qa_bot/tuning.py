@@ -24,7 +24,6 @@ import hashlib
 import json
 import logging
 import os
-import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -60,8 +59,10 @@ PIPELINE_SECONDS = 0.2
 # What one measurement reads and writes: long enough for a steady rate, short enough for a start.
 PROBE_PROMPT_TOKENS = 96
 PROBE_NEW_TOKENS = 12
-# Reads of the prompt, of which the median counts: one read alone varied by up to 40 % (0.5B,
-# Q8_0, AVX2 build: 136, 92, 94 tokens/s in three fresh measurements, 2026-12-02).
+# Reads of the prompt, of which the slowest counts: the estimate must not promise a first token
+# the machine then misses. Single measurements ran up to 40 % fast against the same model read
+# in the bot (0.5B Q8_0, AVX2 build: 136, 92, 94 tokens/s in three fresh runs; 1.5B Q4_K_M:
+# 65.6 measured, 45.0 in the bot; docs/benchmarks.md).
 PROBE_READS = 3
 
 
@@ -293,7 +294,7 @@ def _measure(path: Path, threads: int) -> Speed:
             began = time.perf_counter()
             llm.eval(tokens)
             reads.append(len(tokens) / (time.perf_counter() - began))
-        prompt = statistics.median(reads)
+        prompt = min(reads)
         began = time.perf_counter()
         for _ in range(PROBE_NEW_TOKENS):
             llm.eval([llm.sample(temp=0.0)])
