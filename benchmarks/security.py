@@ -53,6 +53,11 @@ ROWS = {
         "the Chroma server killed under a client and before a CLI ingest",
         "one line naming the Chroma server",
     ),
+    "test_the_app_takes_only_files_in_the_upload_folders": (
+        "App.save_uploads given a server path, /etc/passwd, a link out of the upload folder",
+        "each refused by name, only the real upload copied",
+    ),
+    "test_a_link_loop_in_a_folder_is_named_not_skipped": ("a link loop and a dangling link in a folder", "named"),
     "test_wrong_passwords_are_throttled": ("wrong passwords, then the right one", "locked after 5 a minute"),
     "test_the_served_login_is_throttled": ("6 logins against the real /login route", "the 6th refused"),
 }

@@ -352,3 +352,16 @@ def test_the_served_login_is_throttled(tmp_path: Path) -> None:
         assert login("right horse") == 400  # the sixth try in the minute is refused, right or not
     finally:
         demo.close()
+
+
+def test_a_link_loop_in_a_folder_is_named_not_skipped(tmp_path: Path) -> None:
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    shutil.copy(SAMPLE, folder / "story.txt")
+    (folder / "loop.txt").symlink_to(folder / "loop.txt")
+    (folder / "gone.md").symlink_to(tmp_path / "deleted.md")
+    report = ingest([str(folder)], make_settings(tmp_path / "store"))
+    assert report.added == ["story.txt"]
+    reasons = dict(report.failed)
+    assert set(reasons) == {str(folder / "loop.txt"), str(folder / "gone.md")}
+    assert all("a link that leads nowhere" in r for r in reasons.values())
