@@ -25,6 +25,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ from typing import Any, Protocol
 
 from qa_bot.probe import LayerTap, Probe, shipped_probe
 from qa_bot.settings import WEIGHTS, GenerationSettings
-from qa_bot.tuning import tune
+from qa_bot.tuning import ObservedReading, tune
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,8 @@ def yes_threshold(settings: GenerationSettings) -> float:
     if settings.backend != "llama_cpp" or settings.model_path is not None:
         return DEFAULT_YES_THRESHOLD
     return YES_THRESHOLDS.get(settings.model, DEFAULT_YES_THRESHOLD)
+
+
 # llama.cpp's file types (enum llama_ftype) for generation.weights.
 FILE_TYPES = {"q4_0": 2, "q8_0": 7}
 
@@ -274,6 +277,8 @@ class LlamaCppGenerator:
         except (ValueError, RuntimeError) as exc:
             raise GenerationError(f"cannot load the model {path}: {exc}") from exc
         self._yes_no = self._yes_no_tokens()
+        # The prompt reading speed of real questions, fed back to the machine's speed cache.
+        self._reading = ObservedReading(settings)
 
     def _load(self, llama: Any, **params: Any) -> Any:
         if self._tap is None:
@@ -349,7 +354,9 @@ class LlamaCppGenerator:
                 break
             keep += 1
         llm.n_tokens = keep  # eval() drops the KV cache beyond this point
+        began = time.perf_counter()
         llm.eval(tokens[keep:])
+        self._reading.observe(len(tokens) - keep, time.perf_counter() - began)
         logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(llm.n_vocab(),))
         ids = list(self._yes_no)
         probs = np.exp(logits[ids].astype(np.float64) - logits.max())

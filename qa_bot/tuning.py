@@ -64,14 +64,19 @@ PROBE_NEW_TOKENS = 12
 # in the bot (0.5B Q8_0, AVX2 build: 136, 92, 94 tokens/s in three fresh runs; 1.5B Q4_K_M:
 # 65.6 measured, 45.0 in the bot; docs/benchmarks.md).
 PROBE_READS = 3
+# Real prompt reads (ObservedReading): how many make a figure, and the least that counts as one.
+OBSERVE_EVERY = 8
+OBSERVE_MIN_TOKENS = 64
 
 
 @dataclass(frozen=True)
 class Speed:
-    """Tokens per second: reading a prompt, and writing."""
+    """Tokens per second: reading a prompt, and writing; ``observed``, how many real questions'
+    prompt reads the prompt figure comes from (0: the start-up measurement)."""
 
     prompt: float
     generation: float
+    observed: int = 0
 
 
 @dataclass(frozen=True)
@@ -247,6 +252,14 @@ class SpeedCache:
         tmp.write_text(json.dumps(data, indent=2))
         tmp.replace(self.path)  # atomic: another process reads the old file or the new one
 
+    def record_prompt(self, key: str, prompt: float, observed: int) -> None:
+        """Replace the prompt speed recorded under ``key`` (if any) with one seen in real use."""
+        with self._lock:
+            known = self.read()
+            if key in known:
+                known[key] = Speed(round(prompt, 2), known[key].generation, observed)
+                self.write(known)
+
     def speed_of(self, g: GenerationSettings, measure: Measure | None) -> SpeedOf:
         """A ``SpeedOf`` that reads the cache and measures (then records) only what is missing;
         with no ``measure``, what is missing raises :class:`NotMeasuredError`."""
@@ -302,6 +315,37 @@ def _measure(path: Path, threads: int) -> Speed:
     finally:
         llm.close()
     return Speed(round(prompt, 2), round(generation, 2))
+
+
+class ObservedReading:
+    """The model's real prompt reads, fed back into the speed cache.
+
+    The start-up measurement is a few seconds on an idle machine; real questions are read after
+    the embedder has run, over longer prompts, and their speed is what the first token waits
+    for. Every ``OBSERVE_EVERY`` reads of at least ``OBSERVE_MIN_TOKENS`` tokens, their speed
+    replaces the cached prompt speed of the running model, so the next start picks by it (on the
+    AVX2 build here the measurement said 66.6 tokens/s and the bot read at 45.0).
+    """
+
+    def __init__(self, g: GenerationSettings) -> None:
+        self.g = g
+        self.reads: list[tuple[int, float]] = []
+        self.count = 0
+
+    def observe(self, tokens: int, seconds: float) -> None:
+        if tokens < OBSERVE_MIN_TOKENS or seconds <= 0 or AUTO in (self.g.model, self.g.weights, self.g.threads):
+            return
+        self.reads = [*self.reads[-(OBSERVE_EVERY - 1) :], (tokens, seconds)]
+        self.count += 1
+        if self.count % OBSERVE_EVERY == 0:
+            # Tokens over seconds, as the wait for a first token adds them up; not a median of rates.
+            speed = sum(t for t, _ in self.reads) / sum(s for _, s in self.reads)
+            try:
+                SpeedCache(self.g.tuning_cache).record_prompt(
+                    speed_key(self.g, self.g.model, self.g.weights, int(self.g.threads)), speed, self.count
+                )
+            except OSError as exc:  # a read-only home: the next start measures again, no harm
+                log.warning("cannot record the model's speed in %s: %s", self.g.tuning_cache, exc)
 
 
 # ---------------------------------------------------------------- the entry point

@@ -115,3 +115,21 @@ def test_a_tuned_generator_runs_what_was_picked_and_a_config_value_overrides_it(
     assert get_generator(fixed).settings.threads == 1
     assert get_generator(fixed).settings.prompt_tokens == 120
     assert get_generator(fixed).llm.n_threads == 1  # type: ignore[attr-defined]
+
+
+def test_real_prompt_reads_replace_the_measured_speed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tuning, "OBSERVE_EVERY", 2)
+    g = GenerationSettings(model="smollm2-135m", tuning_cache=tmp_path)
+    generator = get_generator(g)
+    key = f"smollm2-135m/as-shipped/{generator.settings.threads}"
+    measured = SpeedCache(tmp_path).read()[key]
+    assert measured.observed == 0
+    for topic in ("the harbour festival", "the council budget"):
+        text = f"A long report about {topic}. " + "The committee met again and agreed on the next steps. " * 12
+        generator.judge([{"role": "user", "content": text + "Is this about sport? Yes or no."}])
+    observed = SpeedCache(tmp_path).read()[key]
+    assert observed.observed == 2 and observed.prompt > 0 and observed.prompt != measured.prompt
+    assert observed.generation == measured.generation
+    assert tuning._tune(g, None).choice.first_token == pytest.approx(
+        expected_first_token(observed, tuning._tune(g, None).choice.prompt_tokens)
+    )
