@@ -58,6 +58,10 @@ ROWS = {
         "each refused by name, only the real upload copied",
     ),
     "test_a_link_loop_in_a_folder_is_named_not_skipped": ("a link loop and a dangling link in a folder", "named"),
+    "test_a_read_only_store_is_said_in_one_line": (
+        "stats on a store mounted read-only",
+        "one line: read-only, and what to do",
+    ),
     "test_wrong_passwords_are_throttled": ("wrong passwords, then the right one", "locked after 5 a minute"),
     "test_the_served_login_is_throttled": ("6 logins against the real /login route", "the 6th refused"),
 }

@@ -133,6 +133,12 @@ def make_client(settings: Settings) -> Any:
         return chromadb.PersistentClient(path=str(s.path), settings=chroma_settings)
     except Exception as exc:
         where = f"Chroma server at {s.host}:{s.port}" if s.mode == "server" else f"store at {s.path}"
+        if "readonly database" in str(exc) or "read-only file system" in str(exc).lower():
+            # Chroma's SQLite writes even to read (its migrations and log): there is no read-only open.
+            raise StoreError(
+                f"cannot open the {where}: it is read-only here, and Chroma must write to its store even "
+                "to read it; give this user write access, or copy the store and point store.path at the copy"
+            ) from exc
         raise StoreError(f"cannot open the {where}: {exc}") from exc
 
 

@@ -365,3 +365,27 @@ def test_a_link_loop_in_a_folder_is_named_not_skipped(tmp_path: Path) -> None:
     reasons = dict(report.failed)
     assert set(reasons) == {str(folder / "loop.txt"), str(folder / "gone.md")}
     assert all("a link that leads nowhere" in r for r in reasons.values())
+
+
+def test_a_read_only_store_is_said_in_one_line(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    assert ingest([str(SAMPLE)], make_settings(store)).ok
+    # A read-only bind mount: file modes do not stop root, which these tests may run as.
+    if subprocess.run(["mount", "--bind", str(store), str(store)], capture_output=True).returncode:
+        pytest.skip("cannot bind-mount here")
+    try:
+        remount = subprocess.run(["mount", "-o", "remount,bind,ro", str(store)], capture_output=True)
+        if remount.returncode:
+            pytest.skip("cannot remount read-only here")
+        config = tmp_path / "config.yaml"
+        config.write_text(json.dumps({"store": {"path": str(store), "collection": "test"}}))
+        run = subprocess.run(
+            [sys.executable, "-m", "ui.cli", "stats", "--config", str(config)],
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            capture_output=True,
+            text=True,
+        )
+    finally:
+        subprocess.run(["umount", str(store)], capture_output=True)
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert "is read-only here" in run.stderr and str(store) in run.stderr
