@@ -6,6 +6,7 @@ Everything here is real: the embedder, Chroma (embedded and server) and HTTP on 
 from __future__ import annotations
 
 import http.server
+import json
 import os
 import shutil
 import socket
@@ -13,7 +14,9 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -143,3 +146,39 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+@contextmanager
+def serving(folder: Path) -> Iterator[tuple[str, Path]]:
+    """``qa-bot serve`` with the fast model over the sample article, on a free loopback port:
+    (its URL, its store folder). The server's log is ``folder/serve.log``."""
+    from ingest import ingest
+
+    store = folder / "store"
+    config = folder / "config.yaml"
+    config.write_text(json.dumps({"store": {"path": str(store), "collection": "test"}, **FAST_MODEL}))
+    assert ingest([str(SAMPLE)], make_settings(store)).ok
+    port = free_port()
+    log = folder / "serve.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ui.cli", "serve", "--config", str(config), "--port", str(port)],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("w"),
+    )
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 180
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2).read()
+            break
+        except OSError:
+            if proc.poll() is not None or time.time() > deadline:
+                proc.kill()
+                pytest.fail("the app did not start: " + log.read_text()[-2000:])
+            time.sleep(0.5)
+    try:
+        yield url, store
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)

@@ -25,7 +25,7 @@ import pytest
 from ingest import ingest
 from qa_bot.settings import Settings
 from qa_bot.store import describe_failure, open_store
-from tests.conftest import FAST_MODEL, ROOT, SAMPLE, _chroma_command, free_port, make_settings
+from tests.conftest import ROOT, SAMPLE, _chroma_command, free_port, make_settings, serving
 from ui.app import App, LoginThrottle, build_app
 
 ARTICLE = (
@@ -187,33 +187,8 @@ def test_the_chunk_cap_counts_real_chunks(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    folder = tmp_path_factory.mktemp("served")
-    store = folder / "store"
-    config = folder / "config.yaml"
-    config.write_text(json.dumps({"store": {"path": str(store), "collection": "test"}, **FAST_MODEL}))
-    assert ingest([str(SAMPLE)], make_settings(store)).ok
-    port = free_port()
-    log = folder / "serve.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ui.cli", "serve", "--config", str(config), "--port", str(port)],
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("w"),
-    )
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 180
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2).read()
-            break
-        except OSError:
-            if proc.poll() is not None or time.time() > deadline:
-                proc.kill()
-                pytest.fail("the app did not start: " + log.read_text()[-2000:])
-            time.sleep(0.5)
-    yield url, store
-    proc.terminate()
-    proc.wait(timeout=20)
+    with serving(tmp_path_factory.mktemp("served")) as (url, store):
+        yield url, store
 
 
 def call(url: str, api: str, *data: object) -> list:

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from ingest import ingest
-from tests.conftest import FAST_MODEL, ROOT, SAMPLE, free_port, make_settings
+from tests.conftest import SAMPLE, serving
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -45,39 +38,8 @@ STRONG_FESTIVAL = "The harbour festival in Valletta drew how many visitors on Sa
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    folder = tmp_path_factory.mktemp("ui")
-    store = folder / "store"
-    config = folder / "config.yaml"
-    config.write_text(
-        json.dumps(
-            {
-                "store": {"path": str(store), "collection": "test"},
-                **FAST_MODEL,
-            }
-        )
-    )
-    assert ingest([str(SAMPLE)], make_settings(store)).ok
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ui.cli", "serve", "--config", str(config), "--port", str(port)],
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.DEVNULL,
-        stderr=(folder / "serve.log").open("w"),
-    )
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 120
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2).read()
-            break
-        except OSError:
-            if proc.poll() is not None or time.time() > deadline:
-                proc.kill()
-                pytest.fail("the app did not start: " + (folder / "serve.log").read_text()[-2000:])
-            time.sleep(0.5)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=20)
+    with serving(tmp_path_factory.mktemp("ui")) as (url, _):
+        yield url
 
 
 @pytest.fixture(scope="module")
