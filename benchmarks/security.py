@@ -54,9 +54,10 @@ ROWS = {
         "one line naming the Chroma server",
     ),
     "test_the_app_takes_only_files_in_the_upload_folders": (
-        "App.save_uploads given a server path, /etc/passwd, a link out of the upload folder",
+        "App.save_uploads given a server path, /etc/passwd, a link out of the upload folder, a .exe",
         "each refused by name, only the real upload copied",
     ),
+    "test_the_upload_folder_goes_with_the_server": ("a server process that ends", "its upload folder removed"),
     "test_a_link_loop_in_a_folder_is_named_not_skipped": ("a link loop and a dangling link in a folder", "named"),
     "test_a_read_only_store_is_said_in_one_line": (
         "stats on a store mounted read-only",

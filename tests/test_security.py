@@ -236,10 +236,14 @@ def test_the_app_takes_only_files_in_the_upload_folders(tmp_path: Path) -> None:
         uploaded.write_text("A story\nThe council met on Monday and agreed to build a bridge.")
         sneaky = uploaded_dir / "link.txt"
         sneaky.symlink_to(outside)  # inside the upload folder, pointing out of it
-        saved, failed = app.save_uploads([str(outside), str(sneaky), str(uploaded), "/etc/passwd"])
+        program = uploaded_dir / "setup.exe"
+        program.write_bytes(b"MZ\x90\x00")
+        saved, failed = app.save_uploads([str(outside), str(sneaky), str(uploaded), "/etc/passwd", str(program)])
         assert list(saved.values()) == ["story.txt"]
-        assert {name for name, _ in failed} == {"secret.txt", "link.txt", "passwd"}
-        assert all(reason == "refused: not a file uploaded through this page" for _, reason in failed)
+        reasons = dict(failed)
+        assert reasons.pop("setup.exe").startswith("unsupported file type '.exe'; supported: ")  # named, not dropped
+        assert set(reasons) == {"secret.txt", "link.txt", "passwd"}
+        assert all(reason == "refused: not a file uploaded through this page" for reason in reasons.values())
         assert [p.name for p in app.upload_dir.iterdir()] == [Path(next(iter(saved))).name]  # one copy
     finally:
         shutil.rmtree(uploaded_dir)
@@ -364,3 +368,15 @@ def test_a_read_only_store_is_said_in_one_line(tmp_path: Path) -> None:
         subprocess.run(["umount", str(store)], capture_output=True)
     assert run.returncode == 1 and "Traceback" not in run.stderr
     assert "is read-only here" in run.stderr and str(store) in run.stderr
+
+
+def test_the_upload_folder_goes_with_the_server(tmp_path: Path) -> None:
+    code = (
+        "from tests.conftest import make_settings; from ui.app import App; from pathlib import Path; "
+        f"app = App(make_settings(Path({str(tmp_path)!r}) / 'store')); print(app.upload_dir)"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True
+    )
+    folder = Path(run.stdout.strip().splitlines()[-1])
+    assert folder.name.startswith("qa-bot-uploads-") and not folder.exists()
