@@ -89,8 +89,9 @@ class _Request:
                 ip = ipaddress.ip_address(str(sockaddr[0]).split("%")[0])
                 kind = address_kind(ip)
                 if kind and not any(ip in network for network in allowed or []):
+                    who = str(ip) if host.strip("[]") == str(ip) else f"{host} ({ip})"
                     raise BlockedAddressError(
-                        f"refused: {host} is {ip}, a {kind} address; only public addresses are fetched "
+                        f"refused: {who} is a {kind} address; only public addresses are fetched "
                         "(ingest.allow_private_addresses)"
                     )
         error: OSError = FetchError(f"cannot connect to {host}")
