@@ -35,6 +35,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshot.png")
     parser.add_argument("--question", default="Why did Putin praise Trump?")
+    parser.add_argument("--early", type=Path, help="also a screenshot of the quoted early answer here")
     args = parser.parse_args()
     with served_app() as (url, _pid), sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
@@ -42,7 +43,10 @@ def main() -> None:
         page.goto(url)
         page.fill("#question textarea", args.question)
         page.click("#ask")
-        page.wait_for_selector("#source-cards .qa-card, #source-cards .qa-refused", timeout=300_000)
+        if args.early:  # the quoted words, before the model's answer
+            page.wait_for_selector("#source-cards .qa-cards[data-state=early]", timeout=300_000)
+            page.screenshot(path=str(args.early), full_page=True)
+        page.wait_for_selector("#source-cards .qa-cards[data-state=final], #source-cards .qa-refused", timeout=300_000)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(args.out), full_page=True)
         print(page.inner_text("#chat"))

@@ -66,7 +66,7 @@ def escape_markdown(text: str) -> str:
     return _MD_SPECIAL.sub(r"\\\1", text)
 
 
-QUOTED_LABEL = "📰 **Quoted from the articles**"
+QUOTED_LABEL = "**Quoted from the articles**"
 ANSWER_LABEL = "**Answer**"
 READING = "*The model is reading the passages…*"
 
