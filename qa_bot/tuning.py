@@ -92,8 +92,9 @@ class Choice:
 
     def summary(self) -> str:
         expected = f"first token expected in {self.first_token:.1f} s" if self.first_token else "speed not measured"
+        name = self.model if self.model != AUTO else "the GGUF of generation.model_path"
         return (
-            f"{self.model} ({self.weights}), {self.threads} threads, {self.prompt_tokens}-token passages: "
+            f"{name} ({self.weights}), {self.threads} threads, {self.prompt_tokens}-token passages: "
             f"{expected} ({self.reason})"
         )
 
@@ -127,7 +128,8 @@ def pick(g: GenerationSettings, speed_of: SpeedOf, threads: int) -> Choice:
     A value set in ``g`` (not "auto") is kept as it is; ``speed_of`` is called only for what
     the rule needs, so the 0.5B is not measured where the 1.5B fits.
     """
-    models = [g.model] if g.model != AUTO else [BIG, SMALL]
+    # A GGUF of the user's (generation.model_path) is the only model there is to run.
+    models = [g.model] if g.model != AUTO or g.model_path is not None else [BIG, SMALL]
     big = _plan(g, models[0], speed_of, threads)
     if len(models) == 1:
         return big
