@@ -47,6 +47,8 @@ bench: install
 	$(PY) benchmarks/llm_speed.py
 	$(PY) benchmarks/answer_latency.py
 	$(PY) benchmarks/serve_memory.py
+	$(PY) -m benchmarks.profiles
+	$(PY) -m benchmarks.security
 
 clean:
 	rm -rf $(VENV) var
