@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from qa_bot.generation import get_generator  # noqa: E402
 from qa_bot.settings import WEIGHTS, Settings, load_settings  # noqa: E402
+from qa_bot.tuning import llama_features  # noqa: E402
 
 
 def bench_settings(weights: str | None) -> Settings:
@@ -37,10 +38,7 @@ def bench_settings(weights: str | None) -> Settings:
 def build_features() -> str:
     """The CPU features the installed llama.cpp was built with (not those the script would pick
     now: with PYTHONPATH, another wheel may be the one running)."""
-    import llama_cpp
-
-    info = llama_cpp.llama_print_system_info().decode()
-    return " ".join(part.split("=")[0].strip() for part in info.split("|") if "= 1" in part)
+    return llama_features()
 
 
 def main() -> None:

@@ -217,9 +217,15 @@ def llama_build() -> str:
         import llama_cpp
     except ImportError:
         return "no llama.cpp"
+    return f"llama-cpp-python {llama_cpp.__version__}: {llama_features()}"
+
+
+def llama_features() -> str:
+    """The CPU features of the llama.cpp that is imported (with PYTHONPATH, maybe not the venv's)."""
+    import llama_cpp
+
     info = llama_cpp.llama_print_system_info().decode()
-    features = " ".join(part.split("=")[0].strip() for part in info.split("|") if "= 1" in part)
-    return f"llama-cpp-python {llama_cpp.__version__}: {features}"
+    return " ".join(part.split("=")[0].strip() for part in info.split("|") if "= 1" in part)
 
 
 def machine_key() -> str:
@@ -233,12 +239,16 @@ class NotMeasuredError(LookupError):
     """A speed the rule needs has not been measured on this machine yet."""
 
 
+# One lock for every SpeedCache of this process: each call site makes its own instance, and their
+# read-modify-write of the same file must not interleave.
+_cache_lock = threading.Lock()
+
+
 class SpeedCache:
     """Measured speeds for this machine, in ``folder/speeds-<machine key>.json``."""
 
     def __init__(self, folder: Path) -> None:
         self.path = folder / f"speeds-{machine_key()}.json"
-        self._lock = threading.Lock()
 
     def read(self) -> dict[str, Speed]:
         try:
@@ -256,7 +266,7 @@ class SpeedCache:
 
     def record_prompt(self, key: str, prompt: float, observed: int) -> None:
         """Replace the prompt speed recorded under ``key`` (if any) with one seen in real use."""
-        with self._lock:
+        with _cache_lock:
             known = self.read()
             if key in known:
                 known[key] = Speed(round(prompt, 2), known[key].generation, observed)
@@ -270,7 +280,7 @@ class SpeedCache:
             from qa_bot.generation import model_file
 
             key = speed_key(g, model, weights, threads)
-            with self._lock:
+            with _cache_lock:
                 known = self.read()
                 if key not in known:
                     if measure is None:

@@ -133,7 +133,7 @@ def _card(number: int, cited: list[Citation]) -> str:
     meta = " · ".join(html.escape(x) for x in (p.source, p.published) if x)
     body, at = [], 0
     for c in sorted(cited, key=lambda c: c.quote_start):
-        start = c.quote_start if p.text[c.quote_start :].startswith(c.quote) else p.text.find(c.quote, at)
+        start = c.quote_start if p.text.startswith(c.quote, c.quote_start) else p.text.find(c.quote, at)
         if start < at:
             continue  # not found, or overlapping a quote already marked: leave it unmarked
         end = start + len(c.quote)
