@@ -29,6 +29,7 @@ from ingest.articles import Article, Failure
 from ingest.chunking import Chunk, chunk_text
 from ingest.loaders import is_url, load_sources, origin_of
 from qa_bot.embeddings import Embedder, get_embedder
+from qa_bot.lexical import LexicalSync
 from qa_bot.settings import Settings, load_settings
 from qa_bot.store import DocInfo, Store, StoreMismatchError, chunk_id, collection_signature, make_client
 
@@ -87,7 +88,8 @@ def ingest(
     sources = [sources] if isinstance(sources, str) else list(sources)
     embedder = get_embedder(settings.embedding)
     store, sources = _open(settings, embedder, sources, reindex)
-    writer = _Writer(settings, store, embedder, progress)
+    lexical = LexicalSync(store, settings.retrieval)
+    writer = _Writer(settings, store, embedder, lexical, progress)
     seen: set[str] = set()
     failed_paths: set[str] = set()
     try:
@@ -109,7 +111,9 @@ def ingest(
     finally:
         writer.close()
     if prune:
-        _prune(store, sources, seen, failed_paths, writer.existing, writer.report)
+        _prune(store, lexical, sources, seen, failed_paths, writer.report)
+    # Builds the BM25 index if this machine has none; else takes in what other processes wrote.
+    lexical.catch_up()
     writer.report.seconds = time.perf_counter() - began
     return writer.report
 
@@ -122,8 +126,9 @@ def _open(settings: Settings, embedder: Embedder, sources: list[str], reindex: b
     if not sources:
         sources = _recorded_origins(settings, client)
     names = {c if isinstance(c, str) else c.name for c in client.list_collections()}
-    if settings.store.collection in names:
-        client.delete_collection(settings.store.collection)
+    for name in (settings.store.collection, f"{settings.store.collection}-deleted"):
+        if name in names:
+            client.delete_collection(name)
     return Store(settings, client, signature), sources
 
 
@@ -145,12 +150,14 @@ class _Writer:
     each article's stale chunks are deleted in the same task, after its new ones.
     """
 
-    def __init__(self, settings: Settings, store: Store, embedder: Embedder, progress: Progress | None) -> None:
+    def __init__(
+        self, settings: Settings, store: Store, embedder: Embedder, lexical: LexicalSync, progress: Progress | None
+    ) -> None:
         self.settings = settings
         self.store = store
         self.embedder = embedder
+        self.lexical = lexical
         self.progress = progress
-        self.existing = store.documents()
         self.report = IngestReport()
         self.pending: list[_Pending] = []
         self.articles_done = 0
@@ -160,7 +167,8 @@ class _Writer:
 
     def add(self, article: Article) -> Failure | None:
         """Queue the article's chunks for embedding; a Failure if it is too big to take."""
-        previous = self.existing.get(article.doc_id)
+        # One indexed lookup per article: the cost of an ingest does not grow with the archive.
+        previous = self.store.documents(doc_ids=[article.doc_id]).get(article.doc_id)
         if previous is not None and previous.is_current(article.content_hash):
             self.report.unchanged.append(article.doc_id)
             self._tick()
@@ -216,12 +224,14 @@ class _Writer:
     ) -> None:
         for start in range(0, len(ids), 1000):
             end = start + 1000
-            self.store.upsert(ids[start:end], vectors[start:end], texts[start:end], metas[start:end])
+            stamped = self.store.upsert(ids[start:end], vectors[start:end], texts[start:end], metas[start:end])
+            self.lexical.written(ids[start:end], texts[start:end], stamped)
         # Only now that the new version is whole do the old chunks go.
         written = set(ids)
         stale = [cid for p in batch if p.previous for cid in p.previous.chunks if cid not in written]
         if stale:
             self.store.delete(stale)
+            self.lexical.deleted(stale)
         self.report.chunks_written += len(ids)
         for p in batch:
             (self.report.updated if p.previous else self.report.added).append(p.article.doc_id)
@@ -273,10 +283,10 @@ def _metadata(article: Article, chunk: Chunk, n_chunks: int) -> dict[str, Any]:
 
 def _prune(
     store: Store,
+    lexical: LexicalSync,
     sources: list[str],
     seen: set[str],
     failed_paths: set[str],
-    existing: dict[str, DocInfo],
     report: IngestReport,
 ) -> None:
     """Remove articles ingested through these sources whose source is gone.
@@ -286,14 +296,14 @@ def _prune(
     origins = {origin_of(s) for s in sources}
     gone = [
         doc
-        for doc in existing.values()
-        if doc.origin in origins
-        and doc.doc_id not in seen
+        for doc in store.documents(origins=sorted(origins)).values()
+        if doc.doc_id not in seen
         and doc.source_path not in failed_paths
         and not (is_url(doc.origin) and doc.origin in failed_paths)
     ]
     for doc in gone:
         store.delete(sorted(doc.chunks))
+        lexical.deleted(sorted(doc.chunks))
         report.removed.append(doc.doc_id)
 
 

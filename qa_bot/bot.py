@@ -126,7 +126,7 @@ class QABot:
         passages = self.retriever.search(question, filters=Filters.coerce(filters), context=_context(history))
         timings = {"retrieval": time.perf_counter() - began}
         if not passages:
-            text = EMPTY_STORE if self.store.count() == 0 else REFUSAL
+            text = EMPTY_STORE if self.store.is_empty() else REFUSAL
             yield Answer(text=text, refused=True, mode="refused", timings=timings)
             return
         prepared = self.scorer.prepare(passages)

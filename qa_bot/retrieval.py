@@ -5,8 +5,9 @@ Usage::
     retriever = Retriever(settings, store, embedder)
     passages = retriever.search("Why did Putin praise Trump?", k=4, filters=Filters(source=["CNN"]))
 
-Steps: dense candidates from Chroma (cosine) and lexical candidates from BM25 (bm25s, an
-index kept in step with the collection), fused by weighted reciprocal rank fusion; a
+Steps: dense candidates from Chroma (cosine) and lexical candidates from BM25 (a tantivy
+index on disk kept in step with the collection: qa_bot.lexical), fused by weighted
+reciprocal rank fusion; a
 question that names a period ("this week", "in 2024", "latest") lifts articles of that
 period; near-duplicate passages (overlapping chunks of one article, syndicated copies)
 are collapsed. Filters (source, published date range) apply to both searches.
@@ -17,23 +18,17 @@ from __future__ import annotations
 import calendar
 import re
 import threading
-import time
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
-import numpy as np
-
 from qa_bot.embeddings import Embedder
+from qa_bot.lexical import LexicalSync, day_ts
 from qa_bot.results import Filters, Passage
 from qa_bot.settings import RetrievalSettings
 from qa_bot.store import Store
 
 RRF_K = 60
-
-
-def day_ts(day: date) -> int:
-    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
 
 
 def chroma_where(filters: Filters) -> dict[str, Any] | None:
@@ -47,66 +42,6 @@ def chroma_where(filters: Filters) -> dict[str, Any] | None:
     if not clauses:
         return None
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}
-
-
-# ---------------------------------------------------------------- lexical index
-
-
-class LexicalIndex:
-    """BM25 over every chunk (title + text), rebuilt when the collection changes."""
-
-    def __init__(self, store: Store) -> None:
-        import bm25s
-        import Stemmer
-
-        self._bm25s = bm25s
-        self.stemmer = Stemmer.Stemmer("english")
-        rows = store.rows(["documents", "metadatas"])
-        self.ids = [r[0] for r in rows]
-        self.texts = [r[1] for r in rows]
-        self.metas = [r[2] for r in rows]
-        self.position = {cid: i for i, cid in enumerate(self.ids)}
-        self.sources = np.array([str(m.get("source", "")) for m in self.metas], dtype=object)
-        self.published = np.array([int(m.get("published_ts", -1)) for m in self.metas], dtype=np.int64)
-        self.model = bm25s.BM25()
-        if rows:
-            corpus = [f"{m.get('title', '')}\n{t}" for t, m in zip(self.texts, self.metas, strict=True)]
-            tokens = bm25s.tokenize(corpus, stopwords="en", stemmer=self.stemmer, show_progress=False)
-            self.model.index(tokens, show_progress=False)
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def mask(self, filters: Filters) -> np.ndarray | None:
-        if filters.empty:
-            return None
-        keep = np.ones(len(self.ids), dtype=bool)
-        if filters.source:
-            keep &= np.isin(self.sources, list(filters.source))
-        if filters.since:
-            keep &= self.published >= day_ts(filters.since)
-        if filters.until:
-            keep &= self.published <= day_ts(filters.until)
-        return keep
-
-    def search(self, query: str, n: int, filters: Filters) -> list[tuple[int, float]]:
-        """(row, score) of the best ``n`` chunks with a positive score."""
-        if not self.ids:
-            return []
-        tokens = self._bm25s.tokenize(
-            [query], stopwords="en", stemmer=self.stemmer, show_progress=False, return_ids=False
-        )[0]
-        tokens = [t for t in tokens if t in self.model.vocab_dict]
-        if not tokens:
-            return []
-        scores = self.model.get_scores(tokens)
-        mask = self.mask(filters)
-        if mask is not None:
-            scores = np.where(mask, scores, 0.0)
-        n = min(n, len(scores))
-        top = np.argpartition(-scores, n - 1)[:n]
-        top = top[np.argsort(-scores[top])]
-        return [(int(i), float(scores[i])) for i in top if scores[i] > 0]
 
 
 # ---------------------------------------------------------------- time cues
@@ -159,33 +94,34 @@ def time_cue(question: str, today: date) -> TimeCue | None:
 
 
 class Retriever:
-    def __init__(self, settings: RetrievalSettings, store: Store, embedder: Embedder) -> None:
+    """Hybrid search over one store; the BM25 side catches up with the store in the background."""
+
+    def __init__(
+        self, settings: RetrievalSettings, store: Store, embedder: Embedder, lexical: LexicalSync | None = None
+    ) -> None:
         self.settings = settings
         self.store = store
         self.embedder = embedder
-        self._index: LexicalIndex | None = None
-        self._index_count = -1
-        self._index_checked = 0.0
+        self._lexical = lexical
         self._lock = threading.Lock()
 
-    def lexical(self) -> LexicalIndex:
-        """The BM25 index, rebuilt when the chunk count changed (cheap to check each query).
-
-        An update that keeps the count is caught by a full re-read at most every
-        ``retrieval.index_ttl`` seconds; in-process ingestion calls :meth:`invalidate`.
-        """
+    def lexical(self) -> LexicalSync:
+        """The BM25 index, opened once (built, the first time on this machine) and refreshed after."""
         with self._lock:
-            count = self.store.count()
-            stale = time.monotonic() - self._index_checked > self.settings.index_ttl
-            if self._index is None or count != self._index_count or stale:
-                self._index = LexicalIndex(self.store)
-                self._index_count = count
-                self._index_checked = time.monotonic()
-            return self._index
+            if self._lexical is None:
+                sync = LexicalSync(self.store, self.settings)
+                sync.index  # noqa: B018 - opens it, building it if this machine has none
+                sync.start()
+                self._lexical = sync
+            return self._lexical
 
-    def invalidate(self) -> None:
-        with self._lock:
-            self._index = None
+    def refresh(self) -> None:
+        """Catch the BM25 index up now (after this process changed the store)."""
+        self.lexical().catch_up()
+
+    def close(self) -> None:
+        if self._lexical is not None:
+            self._lexical.stop()
 
     def search(
         self,
@@ -198,30 +134,36 @@ class Retriever:
         """The ``k`` best passages for ``query``; ``context`` (earlier turns) widens recall."""
         k = k or self.settings.k
         filters = filters or Filters()
-        index = self.lexical()
-        if not len(index):
-            return []
+        lexical = self.lexical()
         n = max(self.settings.candidates, k)
+        found: dict[str, tuple[str, dict[str, Any]]] = {}
         lists: list[tuple[float, list[str]]] = []
         queries = [(query, 1.0)] + ([(f"{context}\n{query}", self.settings.context_weight)] if context else [])
         for text, weight in queries:
-            lists.append((weight * self.settings.dense_weight, self._dense(text, n, filters)))
-            lists.append(
-                (weight * self.settings.bm25_weight, [index.ids[i] for i, _ in index.search(text, n, filters)])
-            )
+            lists.append((weight * self.settings.dense_weight, self._dense(text, n, filters, found)))
+            lists.append((weight * self.settings.bm25_weight, [cid for cid, _ in lexical.search(text, n, filters)]))
         fused = _rrf(lists)
+        # BM25 found only ids: their text comes from the store, which also drops any since deleted.
+        found.update(self.store.get([cid for cid in fused if cid not in found]))
+        fused = {cid: score for cid, score in fused.items() if cid in found}
         cue = time_cue(query, today or date.today())
         if cue:
-            fused = _apply_time_cue(fused, cue, index, self.settings.time_boost)
+            fused = _apply_time_cue(fused, cue, found, self.settings.time_boost)
         ranked = sorted(fused.items(), key=lambda kv: -kv[1])
-        return _collapse(ranked, index, k)
+        return _collapse(ranked, found, k)
 
-    def _dense(self, text: str, n: int, filters: Filters) -> list[str]:
+    def _dense(self, text: str, n: int, filters: Filters, found: dict[str, tuple[str, dict[str, Any]]]) -> list[str]:
         vector = self.embedder.embed([text])[0]
         got = self.store.collection.query(
-            query_embeddings=[vector], n_results=n, where=chroma_where(filters), include=["distances"]
+            query_embeddings=[vector],
+            n_results=n,
+            where=chroma_where(filters),
+            include=["documents", "metadatas"],
         )
-        return list(got["ids"][0])
+        ids = list(got["ids"][0])
+        for cid, doc, meta in zip(ids, got["documents"][0], got["metadatas"][0], strict=True):
+            found[cid] = (doc or "", meta or {})
+        return ids
 
 
 def _rrf(lists: list[tuple[float, list[str]]]) -> dict[str, float]:
@@ -232,20 +174,24 @@ def _rrf(lists: list[tuple[float, list[str]]]) -> dict[str, float]:
     return fused
 
 
-def _apply_time_cue(fused: dict[str, float], cue: TimeCue, index: LexicalIndex, boost: float) -> dict[str, float]:
+Found = dict[str, tuple[str, dict[str, Any]]]  # chunk id -> (text, metadata)
+
+
+def _published(found: Found, cid: str) -> int:
+    return int(found[cid][1].get("published_ts", -1))
+
+
+def _apply_time_cue(fused: dict[str, float], cue: TimeCue, found: Found, boost: float) -> dict[str, float]:
     out = dict(fused)
     if cue.recent:
-        dated = sorted(
-            (cid for cid in fused if index.published[index.position[cid]] >= 0),
-            key=lambda cid: -index.published[index.position[cid]],
-        )
+        dated = sorted((cid for cid in fused if _published(found, cid) >= 0), key=lambda cid: -_published(found, cid))
         for rank, cid in enumerate(dated):
             out[cid] += boost / (RRF_K + rank + 1)
         return out
     lo = day_ts(cue.since) if cue.since else -(2**62)
     hi = day_ts(cue.until) if cue.until else 2**62
     for cid in fused:
-        ts = index.published[index.position[cid]]
+        ts = _published(found, cid)
         if ts >= 0 and lo <= ts <= hi:
             out[cid] *= 1.0 + boost
     return out
@@ -255,15 +201,13 @@ def _tokens(text: str) -> set[str]:
     return set(re.findall(r"\w{3,}", text.lower()))
 
 
-def _collapse(ranked: list[tuple[str, float]], index: LexicalIndex, k: int) -> list[Passage]:
+def _collapse(ranked: list[tuple[str, float]], found: Found, k: int) -> list[Passage]:
     """Keep the best of near-duplicates: overlapping chunks of one article, or copies."""
     kept: list[Passage] = []
     kept_tokens: list[set[str]] = []
     for cid, score in ranked:
-        row = index.position.get(cid)
-        if row is None:  # written after the index was built; next query picks it up
-            continue
-        passage = Passage.from_chunk(cid, index.texts[row], index.metas[row], score)
+        text, meta = found[cid]
+        passage = Passage.from_chunk(cid, text, meta, score)
         tokens = _tokens(passage.text)
         if any(
             _near_duplicate(passage, tokens, other, other_tokens)

@@ -37,7 +37,11 @@ class StoreSettings(_Section):
     path: Path = Path("var/chroma")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
-    collection: str = Field("news", min_length=3, max_length=512, pattern=r"^[a-z0-9][a-z0-9._-]*[a-z0-9]$")
+    collection: str = Field("news", min_length=3, max_length=500, pattern=r"^[a-z0-9][a-z0-9._-]*[a-z0-9]$")
+    # Deleted chunk ids are recorded (in the collection "<collection>-deleted") so that every
+    # process's BM25 index drops them too; records older than this are purged, and an index that
+    # has not caught up for longer is rebuilt from the store.
+    tombstone_days: float = Field(30.0, gt=0)
 
 
 class EmbeddingSettings(_Section):
@@ -92,8 +96,15 @@ class RetrievalSettings(_Section):
     context_weight: float = Field(0.7, ge=0)
     # How much a question that names a period ("this week", "in 2024", "latest") lifts articles of it.
     time_boost: float = Field(0.5, ge=0)
-    # Seconds between full re-reads of the BM25 index when the chunk count has not changed.
-    index_ttl: float = Field(60.0, ge=0)
+    # The BM25 index (qa_bot.lexical): a folder of tantivy indexes, one per store and collection,
+    # kept on disk and shared by every process on this machine that uses the store.
+    lexical_path: Path = Path("var/lexical")
+    # Seconds between catch-ups of the BM25 index with the store (chunks other processes or
+    # machines wrote or deleted); runs in the background, never inside a question.
+    refresh_seconds: float = Field(2.0, ge=0.1, le=3600)
+    # Each catch-up re-reads what was written this many seconds before its last one, so a write
+    # that landed late (a slow batch, a writer whose clock is behind) is not missed.
+    lookback_seconds: float = Field(120.0, ge=0)
 
 
 # generation.weights: how a bundled Qwen model's weights are run (qa_bot.generation.requantized).
@@ -210,6 +221,7 @@ class Settings(_Section):
 
 _PATH_FIELDS = [
     ("store", "path"),
+    ("retrieval", "lexical_path"),
     ("generation", "model_path"),
     ("generation", "cache_dir"),
     ("generation", "tuning_cache"),

@@ -18,6 +18,8 @@ Embeddings are always computed by us and passed in; Chroma's default embedding f
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +27,16 @@ from qa_bot.embeddings import vector_kind
 from qa_bot.settings import Settings
 
 SCHEMA_VERSION = 1
+
+# Metadata key: when the chunk was written, in ms since the epoch by the writer's clock. Every
+# process's BM25 index catches up by what is newer than its last catch-up (qa_bot.lexical).
+STAMP = "indexed_at"
+# Metadata key of a deletion record, in the collection "<collection>-deleted".
+DELETED_AT = "deleted_at"
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
 
 
 class StoreError(RuntimeError):
@@ -150,6 +162,7 @@ class Store:
         self.client = client
         self.signature = signature
         self.name = settings.store.collection
+        self._tombstones: Any | None = None
         self.collection = self._open()
 
     def _open(self) -> Any:
@@ -164,9 +177,11 @@ class Store:
         self._check(existing.metadata or {})
         return existing
 
+    def _names(self) -> set[str]:
+        return {c if isinstance(c, str) else c.name for c in self.client.list_collections()}
+
     def _existing(self) -> Any | None:
-        names = {c if isinstance(c, str) else c.name for c in self.client.list_collections()}
-        if self.name not in names:
+        if self.name not in self._names():
             return None
         return self.client.get_collection(self.name, embedding_function=None)
 
@@ -183,56 +198,134 @@ class Store:
             )
 
     def drop(self) -> None:
-        """Delete the collection and create it empty with the current signature."""
-        if self._existing() is not None:
-            self.client.delete_collection(self.name)
+        """Delete the collection and its deletion records, and create it empty with the current signature."""
+        for name in (self.name, self.tombstones_name):
+            if name in self._names():
+                self.client.delete_collection(name)
+        self._tombstones = None
         self.collection = self._open()
 
     def count(self) -> int:
         return self.collection.count()
 
+    def is_empty(self) -> bool:
+        """Cheaper than ``count() == 0`` on a big store: it reads one id."""
+        return not self.collection.get(limit=1, include=[])["ids"]
+
+    def identity(self) -> str:
+        """Where this collection lives and which incarnation it is (a rebuilt one has a new id)."""
+        s = self.settings.store
+        where = f"http://{s.host}:{s.port}" if s.mode == "server" else str(s.path)
+        return f"{where}#{self.name}#{self.collection.id}"
+
+    # ------------------------------------------------------------ reading
+
     def rows(self, include: list[str], page: int = 5000) -> list[tuple[Any, ...]]:
         """(chunk id, *the included fields) of every chunk, fetched in pages."""
-        rows: list[tuple[Any, ...]] = []
+        return [row for rows in self.pages(include, page) for row in rows]
+
+    def pages(self, include: list[str], page: int = 5000) -> Iterator[list[tuple[Any, ...]]]:
+        """Every chunk, a page at a time, so a million chunks never sit in memory at once."""
         offset = 0
         while True:
             got = self.collection.get(include=include, limit=page, offset=offset)
-            rows.extend(zip(got["ids"], *(got[field] or [] for field in include), strict=True))
+            yield list(zip(got["ids"], *(got[field] or [] for field in include), strict=True))
             if len(got["ids"]) < page:
-                return rows
+                return
             offset += page
 
     def all_metadatas(self) -> list[tuple[str, dict[str, Any]]]:
         """(chunk id, metadata) of every chunk."""
         return self.rows(["metadatas"])  # type: ignore[return-value]
 
-    def documents(self) -> dict[str, DocInfo]:
-        """Every article in the store, from its chunks' metadata."""
-        docs: dict[str, DocInfo] = {}
-        for cid, meta in self.all_metadatas():
-            doc_id = str(meta.get("doc_id", ""))
-            info = docs.get(doc_id)
-            if info is None:
-                info = docs[doc_id] = DocInfo(
-                    doc_id=doc_id,
-                    content_hash=str(meta.get("content_hash", "")),
-                    origin=str(meta.get("origin", "")),
-                    source_path=str(meta.get("source_path", "")),
-                    title=str(meta.get("title", "")),
-                    source=str(meta.get("source", "")),
-                    published=str(meta.get("published", "")),
-                )
-            info.chunks[cid] = int(meta.get("n_chunks", 0))
-        return docs
+    def get(self, ids: list[str]) -> dict[str, tuple[str, dict[str, Any]]]:
+        """{chunk id: (text, metadata)} of those of ``ids`` the store holds."""
+        if not ids:
+            return {}
+        got = self.collection.get(ids=ids, include=["documents", "metadatas"])
+        return {
+            cid: (text or "", meta or {})
+            for cid, text, meta in zip(got["ids"], got["documents"] or [], got["metadatas"] or [], strict=True)
+        }
+
+    def documents(self, doc_ids: list[str] | None = None, origins: list[str] | None = None) -> dict[str, DocInfo]:
+        """Articles in the store, from their chunks' metadata: every one, or those with these ids or origins.
+
+        Asking for ids or origins is an indexed lookup; asking for all reads the whole store.
+        """
+        if doc_ids is None and origins is None:
+            return _doc_infos(self.all_metadatas())
+        key, values = ("doc_id", doc_ids) if doc_ids is not None else ("origin", origins)
+        if not values:
+            return {}
+        got = self.collection.get(where={key: {"$in": list(values)}}, include=["metadatas"])
+        return _doc_infos(zip(got["ids"], got["metadatas"] or [], strict=True))
+
+    def changed_since(self, stamp: int) -> list[tuple[str, dict[str, Any]]]:
+        """(chunk id, metadata) of every chunk written after ``stamp`` (ms): an indexed lookup."""
+        got = self.collection.get(where={STAMP: {"$gt": stamp}}, include=["metadatas"])
+        return list(zip(got["ids"], got["metadatas"] or [], strict=True))
+
+    def deleted_since(self, stamp: int) -> list[str]:
+        """Ids of the chunks deleted after ``stamp`` (ms)."""
+        return list(self.tombstones.get(where={DELETED_AT: {"$gt": stamp}}, include=[])["ids"])
+
+    def tombstones_kept_since(self) -> int:
+        """Deletions before this stamp (ms) may have been purged; an index older than it must rebuild."""
+        return now_ms() - int(self.settings.store.tombstone_days * 86_400_000)
+
+    @property
+    def tombstones_name(self) -> str:
+        return f"{self.name}-deleted"
+
+    @property
+    def tombstones(self) -> Any:
+        """The collection of deletion records (one-dimensional: it holds no real vectors)."""
+        if self._tombstones is None:
+            self._tombstones = self.client.get_or_create_collection(self.tombstones_name, embedding_function=None)
+        return self._tombstones
+
+    # ------------------------------------------------------------ writing
 
     def upsert(
         self, ids: list[str], embeddings: list[list[float]], texts: list[str], metadatas: list[dict[str, Any]]
-    ) -> None:
-        self.collection.upsert(ids=ids, embeddings=embeddings, documents=texts, metadatas=metadatas)
+    ) -> list[dict[str, Any]]:
+        """Write chunks, each stamped with the time of writing (:data:`STAMP`); the metadata as written."""
+        stamp = now_ms()
+        stamped = [{**meta, STAMP: stamp} for meta in metadatas]
+        self.collection.upsert(ids=ids, embeddings=embeddings, documents=texts, metadatas=stamped)
+        return stamped
 
     def delete(self, ids: list[str]) -> None:
+        """Delete chunks, recording each deletion first, so that one interrupted midway is still seen."""
         for start in range(0, len(ids), 5000):
-            self.collection.delete(ids=ids[start : start + 5000])
+            batch = ids[start : start + 5000]
+            stamp = now_ms()
+            self.tombstones.upsert(
+                ids=batch, embeddings=[[0.0]] * len(batch), metadatas=[{DELETED_AT: stamp}] * len(batch)
+            )
+            self.collection.delete(ids=batch)
+        if ids:
+            self.tombstones.delete(where={DELETED_AT: {"$lt": self.tombstones_kept_since()}})
+
+
+def _doc_infos(rows: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, DocInfo]:
+    docs: dict[str, DocInfo] = {}
+    for cid, meta in rows:
+        doc_id = str(meta.get("doc_id", ""))
+        info = docs.get(doc_id)
+        if info is None:
+            info = docs[doc_id] = DocInfo(
+                doc_id=doc_id,
+                content_hash=str(meta.get("content_hash", "")),
+                origin=str(meta.get("origin", "")),
+                source_path=str(meta.get("source_path", "")),
+                title=str(meta.get("title", "")),
+                source=str(meta.get("source", "")),
+                published=str(meta.get("published", "")),
+            )
+        info.chunks[cid] = int(meta.get("n_chunks", 0))
+    return docs
 
 
 def open_store(settings: Settings, dimension: int | None = None) -> Store:

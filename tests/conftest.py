@@ -41,6 +41,7 @@ FAST_MODEL: dict[str, dict] = {
 def make_settings(store_path: Path, **sections: dict) -> Settings:
     raw: dict = {
         "store": {"path": str(store_path), "collection": "test"},
+        "retrieval": {"lexical_path": str(store_path.parent / "lexical")},
         # The tests' web servers listen on 127.0.0.1, which the address guard refuses by default
         # (tests/test_security.py turns it back on).
         "ingest": {"allow_private_addresses": True},

@@ -177,7 +177,7 @@ class App:
             problem = self.store_problem()
             if problem:
                 raise StoreError(problem)
-            if self.bot.store.count() == 0:
+            if self.bot.store.is_empty():
                 chat[-1]["content"] = "🚫 " + EMPTY_HINT
                 yield chat, history, "", render_sources(Answer(text=EMPTY_STORE, refused=True))
                 return
@@ -304,7 +304,7 @@ class App:
                     progress((articles, None), desc=f"{articles} articles, {chunks} chunks", unit="articles")
 
             report = ingest(sources, self.settings, progress=tick) if sources else None
-        self.bot.retriever.invalidate()
+        self.bot.retriever.refresh()
         return format_report(report, failed, names=saved)
 
     def reingest(self, progress: gr.Progress | None = None) -> str:
@@ -313,15 +313,15 @@ class App:
             return "Nothing to re-ingest yet."
         with self._ingest_lock:
             report = ingest(origins, self.settings)
-        self.bot.retriever.invalidate()
+        self.bot.retriever.refresh()
         return format_report(report, [])
 
     def delete(self, doc_id: str) -> str:
-        docs = self.bot.store.documents()
+        docs = self.bot.store.documents(doc_ids=[doc_id])
         if doc_id not in docs:
             return f"No article with id {doc_id!r}."
         self.bot.store.delete(sorted(docs[doc_id].chunks))
-        self.bot.retriever.invalidate()
+        self.bot.retriever.refresh()
         return f"Deleted {docs[doc_id].title or doc_id}."
 
 
@@ -489,6 +489,7 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None) 
     log.info("model: %s", describe(settings.generation, measure=True))
     bot = demo.qa_app.bot  # type: ignore[attr-defined]
     bot.generator, bot.embedder  # noqa: B018 - loaded now, once
+    bot.retriever.lexical()  # the BM25 index opened (built, the first time) and kept current from now on
     demo.queue(default_concurrency_limit=4)
     demo.launch(
         server_name=host,
