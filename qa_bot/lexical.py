@@ -26,6 +26,10 @@ How it stays consistent with Chroma, which remains the only record of what was i
 * An index that does not exist yet, was made for a collection since rebuilt, by another version
   of this module, or has not caught up since before the oldest deletion record kept, is rebuilt
   from the store into a new folder and swapped in; searches go on meanwhile on the old one.
+* As a safety net, a background refresher that finds the index and the store holding different
+  numbers of chunks twice a minute apart, with nothing written in between, compares every id and
+  mends the difference (:meth:`LexicalSync.reconcile`): a write that landed later than the
+  lookback, or chunks written by a version that did not stamp them.
 * Several processes on one machine share the folder: tantivy lets one writer at a time in (an
   OS lock, released if its process dies), and every process reads the latest commit.
 """
@@ -56,13 +60,15 @@ from qa_bot.store import STAMP, Store, now_ms
 log = logging.getLogger(__name__)
 
 # The analysis (tokens, stemmer, stopwords) and the schema; another version rebuilds the index.
-VERSION = 1
+VERSION = 2
 # A catch-up waits this long for another process's writer; the next one tries again.
 BACKGROUND_WAIT = 0.5
 # The ingest that wrote a batch waits this long to index it; if it cannot, a catch-up will.
 WRITER_WAIT = 30.0
-# Chunks read from the store and committed at a time while (re)building.
+# Chunks read from the store at a time while (re)building or reconciling.
 BUILD_PAGE = 2000
+# Background rounds between comparisons of the index's chunk count with the store's.
+COUNT_EVERY = 30
 
 
 # (chunk id, text, metadata): what the index is given of a chunk.
@@ -112,7 +118,7 @@ class LexicalIndex:
         builder.add_text_field("id", stored=True, tokenizer_name="raw")
         builder.add_text_field("source", stored=False, tokenizer_name="raw")
         builder.add_integer_field("published_ts", indexed=True, fast=True)
-        builder.add_integer_field("stamp", stored=True)
+        builder.add_integer_field("stamp", stored=True, fast=True)
         # Terms come analysed (analyse()), so splitting on spaces is all tantivy must do.
         builder.add_text_field("body", stored=False, tokenizer_name="whitespace")
         self.schema = builder.build()
@@ -246,6 +252,7 @@ class LexicalSync:
         self._lock = threading.Lock()  # one catch-up at a time in this process
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._last_counts: tuple[int, int] = (-1, -1)
 
     # ------------------------------------------------------------ reading
 
@@ -309,10 +316,7 @@ class LexicalSync:
         live = {cid for cid, _ in changed}
         # A chunk deleted and written again since is live; one the index lacks needs no delete.
         gone = list(index.stamps([cid for cid in deleted if cid not in live]))
-        rows: list[Row] = []
-        for start in range(0, len(stale), 1000):
-            got = self.store.get(stale[start : start + 1000])
-            rows += [(cid, text, meta) for cid, (text, meta) in got.items()]
+        rows = self._fetch(stale)
         if rows or gone:
             index.apply(rows, gone, wait)
         self._advance(began)
@@ -344,6 +348,44 @@ class LexicalSync:
             self._remove_old(keep={name, state.index if state else name})
         # What was written or deleted while we read the store.
         self._incremental(new, WRITER_WAIT)
+
+    def reconcile(self) -> CatchUp:
+        """Compare every chunk id with the store's and mend the difference.
+
+        Reads both whole, so it runs only when the counts disagree for a while, in the background.
+        The index is listed before the store: a chunk written in between is then missing here
+        (and fetched), and one deleted in between is extra here (and dropped), never the reverse.
+        """
+        began = time.perf_counter()
+        with self._lock:
+            state = self._read_state()
+            if state is None or self._needs_build(state):
+                self._build()
+                return CatchUp(rebuilt=True, seconds=time.perf_counter() - began)
+            index = self._open(state)
+            index.reload()
+            mine = index.ids()
+            theirs = {row[0] for page in self.store.pages([], 10 * BUILD_PAGE) for row in page}
+            extra = sorted(mine - theirs)
+            rows = self._fetch(sorted(theirs - mine))
+            if rows or extra:
+                index.apply(rows, extra, WRITER_WAIT)
+            log.info("BM25 index reconciled with the store: %d chunks added, %d dropped", len(rows), len(extra))
+        return CatchUp(indexed=len(rows), deleted=len(extra), seconds=time.perf_counter() - began)
+
+    def check_count(self) -> bool:
+        """True when the index and the store disagree on the chunk count as they did last time."""
+        pair = (len(self.index), self.store.count())
+        stuck = pair[0] != pair[1] and pair == self._last_counts
+        self._last_counts = pair
+        return stuck
+
+    def _fetch(self, ids: list[str]) -> list[Row]:
+        rows: list[Row] = []
+        for start in range(0, len(ids), 1000):
+            got = self.store.get(ids[start : start + 1000])
+            rows += [(cid, text, meta) for cid, (text, meta) in got.items()]
+        return rows
 
     def _needs_build(self, state: _State) -> bool:
         return (
@@ -413,12 +455,16 @@ class LexicalSync:
 
 def _refresh_loop(ref: weakref.ref[LexicalSync], stop: threading.Event, every: float) -> None:
     # A weak reference, so a bot that is dropped without stop() does not live on in its thread.
+    rounds = 0
     while not stop.wait(every):
         sync = ref()
         if sync is None:
             return
+        rounds += 1
         try:
-            sync.catch_up(wait=BACKGROUND_WAIT)
+            done = sync.catch_up(wait=BACKGROUND_WAIT)
+            if rounds % COUNT_EVERY == 0 and not (done.indexed or done.deleted) and sync.check_count():
+                sync.reconcile()
         except LexicalBusyError:
             pass  # another process is writing; next round
         except Exception as exc:  # noqa: BLE001 - a store that is down must not kill the thread

@@ -103,8 +103,9 @@ class RetrievalSettings(_Section):
     # machines wrote or deleted); runs in the background, never inside a question.
     refresh_seconds: float = Field(2.0, ge=0.1, le=3600)
     # Each catch-up re-reads what was written this many seconds before its last one, so a write
-    # that landed late (a slow batch, a writer whose clock is behind) is not missed.
-    lookback_seconds: float = Field(120.0, ge=0)
+    # that landed late (a slow batch, a writer whose clock is behind) is not missed. Writers on
+    # several machines need clocks that agree within this (NTP keeps them within milliseconds).
+    lookback_seconds: float = Field(10.0, ge=0)
 
 
 # generation.weights: how a bundled Qwen model's weights are run (qa_bot.generation.requantized).
