@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from qa_bot.results import Filters
-from qa_bot.settings import RetrievalSettings
+from qa_bot.settings import RetrievalSettings, Settings
 from qa_bot.store import STAMP, Store, now_ms
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,9 @@ WRITER_WAIT = 30.0
 BUILD_PAGE = 2000
 # Background rounds between comparisons of the index's chunk count with the store's.
 COUNT_EVERY = 30
+# Background rounds between checks that an embedded store's vectors are current (store.Store):
+# reloading them costs seconds at a million chunks, so at most about once every 30 s.
+VECTORS_EVERY = 15
 
 
 # (chunk id, text, metadata): what the index is given of a chunk.
@@ -238,15 +241,37 @@ class _State:
     watermark: int
 
 
+def index_folder(settings: Settings) -> Path:
+    """Where this machine keeps the BM25 index of the configured store and collection."""
+    s = settings.store
+    where = f"http://{s.host}:{s.port}" if s.mode == "server" else str(s.path)
+    key = hashlib.sha256(f"{where}#{s.collection}".encode()).hexdigest()[:12]
+    return Path(settings.retrieval.lexical_path) / f"{s.collection}-{key}"
+
+
+def describe_index(settings: Settings, collection_id: str) -> str:
+    """One line for ``qa-bot stats``: how many chunks the index holds and when it last caught up."""
+    folder = index_folder(settings)
+    try:
+        state = _State(**json.loads((folder / "state.json").read_text()))
+    except (OSError, ValueError, TypeError):
+        return f"not built on this machine yet (the next ingest or serve builds it in {folder})"
+    if not state.collection.endswith(f"#{collection_id}") or state.version != VERSION:
+        return f"out of date (the next ingest or serve rebuilds it in {folder})"
+    chunks = len(LexicalIndex(folder / state.index))
+    when = datetime.fromtimestamp(state.watermark / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"{chunks} chunks, caught up at {when} ({folder})"
+
+
 class LexicalSync:
     """The store's BM25 index on this machine, and the catching up that keeps it current."""
 
     def __init__(self, store: Store, settings: RetrievalSettings) -> None:
         self.store = store
         self.settings = settings
-        where = store.identity().rsplit("#", 1)[0]  # location and name, not the incarnation
-        key = hashlib.sha256(where.encode()).hexdigest()[:12]
-        self.folder = Path(settings.lexical_path) / f"{store.name}-{key}"
+        self.folder = index_folder(
+            store.settings.model_copy(update={"retrieval": settings})  # this retrieval's lexical_path
+        )
         self.folder.mkdir(parents=True, exist_ok=True)
         self._index: LexicalIndex | None = None
         self._lock = threading.Lock()  # one catch-up at a time in this process
@@ -465,6 +490,8 @@ def _refresh_loop(ref: weakref.ref[LexicalSync], stop: threading.Event, every: f
             done = sync.catch_up(wait=BACKGROUND_WAIT)
             if rounds % COUNT_EVERY == 0 and not (done.indexed or done.deleted) and sync.check_count():
                 sync.reconcile()
+            if rounds % VECTORS_EVERY == 0 and sync.store.is_stale():
+                sync.store.reopen(warm=True)  # embedded: other processes' vectors, for dense search
         except LexicalBusyError:
             pass  # another process is writing; next round
         except Exception as exc:  # noqa: BLE001 - a store that is down must not kill the thread

@@ -116,8 +116,10 @@ class Retriever:
             return self._lexical
 
     def refresh(self) -> None:
-        """Catch the BM25 index up now (after this process changed the store)."""
+        """Catch up now with what was written (after this process ingested or deleted)."""
         self.lexical().catch_up()
+        if self.store.is_stale():
+            self.store.reopen(warm=True)
 
     def close(self) -> None:
         if self._lexical is not None:

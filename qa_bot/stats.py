@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from qa_bot.lexical import describe_index
 from qa_bot.settings import Settings
 from qa_bot.store import collection_signature, make_client
 from qa_bot.tuning import describe
@@ -48,6 +49,7 @@ def _store_counts(settings: Settings) -> dict[str, Any]:
         **base,
         "articles": len(docs),
         "chunks": len(metas),
+        "BM25 index": describe_index(settings, str(collection.id)),
         "sources": len(sources),
         "newest article": max(dates) if dates else "-",
         "embedding model": f"{info.get('embedding_model')} ({info.get('embedding_vectors')} precision, "

@@ -18,6 +18,7 @@ Embeddings are always computed by us and passed in; Chroma's default embedding f
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -142,6 +143,12 @@ def make_client(settings: Settings) -> Any:
             client.heartbeat()
             return client
         s.path.mkdir(parents=True, exist_ok=True)
+        # A client of its own, loaded from disk now: Chroma would otherwise hand back the system an
+        # earlier client of this path loaded, whose vector index lacks what other processes wrote
+        # since (see Store). Clients handed out before go on working.
+        from chromadb.api.shared_system_client import SharedSystemClient
+
+        SharedSystemClient.clear_system_cache()
         return chromadb.PersistentClient(path=str(s.path), settings=chroma_settings)
     except Exception as exc:
         where = f"Chroma server at {s.host}:{s.port}" if s.mode == "server" else f"store at {s.path}"
@@ -154,8 +161,21 @@ def make_client(settings: Settings) -> Any:
         raise StoreError(f"cannot open the {where}: {exc}") from exc
 
 
+# How far back a check for other processes' writes looks past the previous check (ms).
+_CHECK_LOOKBACK = 10_000
+
+
 class Store:
-    """A thin layer over one Chroma collection."""
+    """A thin layer over one Chroma collection.
+
+    Embedded Chroma keeps each collection's vector index in the memory of the process that opened
+    it and never sees vectors that other processes write after that. Reading through such a copy
+    only misses the new articles' vectors; *writing* through it is what harms: deleting a vector
+    the copy lacks left the store unreadable for every process after ("Error finding id";
+    reproduced in tests/test_lexical.py). So in embedded mode the store notes its own writes, and
+    before writing (and, for a long-lived reader, every so often: :meth:`is_stale`) checks for
+    anyone else's since it opened; if there are, it opens Chroma afresh (:meth:`reopen`) first.
+    """
 
     def __init__(self, settings: Settings, client: Any, signature: dict[str, Any]) -> None:
         self.settings = settings
@@ -164,6 +184,9 @@ class Store:
         self.name = settings.store.collection
         self._tombstones: Any | None = None
         self.collection = self._open()
+        self._opened = self._checked = now_ms()
+        self._own: set[int] = set()  # stamps of this client's writes
+        self._write_lock = threading.Lock()
 
     def _open(self) -> Any:
         existing = self._existing()
@@ -291,22 +314,68 @@ class Store:
         self, ids: list[str], embeddings: list[list[float]], texts: list[str], metadatas: list[dict[str, Any]]
     ) -> list[dict[str, Any]]:
         """Write chunks, each stamped with the time of writing (:data:`STAMP`); the metadata as written."""
-        stamp = now_ms()
-        stamped = [{**meta, STAMP: stamp} for meta in metadatas]
-        self.collection.upsert(ids=ids, embeddings=embeddings, documents=texts, metadatas=stamped)
+        with self._write_lock:
+            self._fresh_for_writing()
+            stamp = self._stamp()
+            stamped = [{**meta, STAMP: stamp} for meta in metadatas]
+            self.collection.upsert(ids=ids, embeddings=embeddings, documents=texts, metadatas=stamped)
         return stamped
 
     def delete(self, ids: list[str]) -> None:
         """Delete chunks, recording each deletion first, so that one interrupted midway is still seen."""
-        for start in range(0, len(ids), 5000):
-            batch = ids[start : start + 5000]
-            stamp = now_ms()
-            self.tombstones.upsert(
-                ids=batch, embeddings=[[0.0]] * len(batch), metadatas=[{DELETED_AT: stamp}] * len(batch)
-            )
-            self.collection.delete(ids=batch)
-        if ids:
-            self.tombstones.delete(where={DELETED_AT: {"$lt": self.tombstones_kept_since()}})
+        with self._write_lock:
+            self._fresh_for_writing()
+            for start in range(0, len(ids), 5000):
+                batch = ids[start : start + 5000]
+                records = [{DELETED_AT: self._stamp()}] * len(batch)
+                self.tombstones.upsert(ids=batch, embeddings=[[0.0]] * len(batch), metadatas=records)
+                self.collection.delete(ids=batch)
+            if ids:
+                self.tombstones.delete(where={DELETED_AT: {"$lt": self.tombstones_kept_since()}})
+
+    def _stamp(self) -> int:
+        stamp = now_ms()
+        self._own.add(stamp)
+        return stamp
+
+    # ------------------------------------------------------------ embedded: other processes' writes
+
+    def is_stale(self) -> bool:
+        """Embedded mode: True when another process wrote or deleted chunks since Chroma was opened
+        here, so this process's copy of the vector index lacks them. Indexed lookups of what was
+        written since the last check; a server-mode store is never stale."""
+        if self.settings.store.mode != "embedded":
+            return False
+        since = max(self._opened, self._checked - _CHECK_LOOKBACK)
+        checked = now_ms()
+        written = self.collection.get(where={STAMP: {"$gt": since}}, include=["metadatas"])["metadatas"] or []
+        deleted = self.tombstones.get(where={DELETED_AT: {"$gt": since}}, include=["metadatas"])["metadatas"] or []
+        foreign = any(m.get(STAMP) not in self._own for m in written) or any(
+            m.get(DELETED_AT) not in self._own for m in deleted
+        )
+        if not foreign:
+            self._checked = checked
+        return foreign
+
+    def reopen(self, warm: bool = False) -> None:
+        """Open Chroma afresh, so that the vector index includes every process's writes.
+
+        Handles to the old client held elsewhere go on working (on the old copy). ``warm`` runs
+        one query first, so the index is loaded before it replaces the old one in searches.
+        """
+        opened = now_ms()
+        client = make_client(self.settings)
+        collection = client.get_collection(self.name, embedding_function=None)
+        if warm and collection.count():
+            dim = int(self.signature.get("embedding_dim", 0)) or 1
+            collection.query(query_embeddings=[[1.0] * dim], n_results=1, include=[])
+        self.client, self.collection, self._tombstones = client, collection, None
+        self._opened = self._checked = opened
+        self._own.clear()
+
+    def _fresh_for_writing(self) -> None:
+        if self.is_stale():
+            self.reopen()
 
 
 def _doc_infos(rows: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, DocInfo]:
