@@ -269,7 +269,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1000, help="articles in the concurrent ingest")
     parser.add_argument("--skip-serve", action="store_true")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--build-only", action="store_true", help="write the archives, measure nothing")
     args = parser.parse_args()
+    if args.build_only:
+        for size in args.sizes:
+            ensure_archive(settings_for(ROOT / "var" / "bench" / f"archive-{size}"), size)
+        return
     questions = [
         json.loads(line)["question"]
         for name in SETS

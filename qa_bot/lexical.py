@@ -491,7 +491,7 @@ def _refresh_loop(ref: weakref.ref[LexicalSync], stop: threading.Event, every: f
             if rounds % COUNT_EVERY == 0 and not (done.indexed or done.deleted) and sync.check_count():
                 sync.reconcile()
             if rounds % VECTORS_EVERY == 0 and sync.store.is_stale():
-                sync.store.reopen(warm=True)  # embedded: other processes' vectors, for dense search
+                sync.store.reopen()  # embedded: other processes' vectors, for dense search
         except LexicalBusyError:
             pass  # another process is writing; next round
         except Exception as exc:  # noqa: BLE001 - a store that is down must not kill the thread

@@ -119,7 +119,7 @@ class Retriever:
         """Catch up now with what was written (after this process ingested or deleted)."""
         self.lexical().catch_up()
         if self.store.is_stale():
-            self.store.reopen(warm=True)
+            self.store.reopen()
 
     def close(self) -> None:
         if self._lexical is not None:

@@ -17,6 +17,8 @@ Embeddings are always computed by us and passed in; Chroma's default embedding f
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import threading
 import time
@@ -175,6 +177,11 @@ class Store:
     reproduced in tests/test_lexical.py). So in embedded mode the store notes its own writes, and
     before writing (and, for a long-lived reader, every so often: :meth:`is_stale`) checks for
     anyone else's since it opened; if there are, it opens Chroma afresh (:meth:`reopen`) first.
+
+    Loading the vectors while another process writes them crashed the loading process (SIGSEGV,
+    reproduced); reading through a loaded copy did not. So loading and writing take turns through
+    a lock file beside the store (:meth:`exclusive`), held for each write and each load, never for
+    a search.
     """
 
     def __init__(self, settings: Settings, client: Any, signature: dict[str, Any]) -> None:
@@ -183,10 +190,32 @@ class Store:
         self.signature = signature
         self.name = settings.store.collection
         self._tombstones: Any | None = None
-        self.collection = self._open()
+        self._write_lock = threading.Lock()
+        with self.exclusive():
+            self.collection = self._open()
+            self._load(self.collection)
         self._opened = self._checked = now_ms()
         self._own: set[int] = set()  # stamps of this client's writes
-        self._write_lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Embedded mode: no other process writes or loads this store's vectors meanwhile."""
+        if self.settings.store.mode != "embedded":
+            yield
+            return
+        self.settings.store.path.mkdir(parents=True, exist_ok=True)
+        with open(self.settings.store.path / "qa-bot.lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _load(self, collection: Any) -> None:
+        """Embedded mode: load the vectors now (under :meth:`exclusive`), not in the first search."""
+        if self.settings.store.mode == "embedded" and collection.get(limit=1, include=[])["ids"]:
+            dim = int(self.signature.get("embedding_dim", 0)) or 1
+            collection.query(query_embeddings=[[1.0] * dim], n_results=1, include=[])
 
     def _open(self) -> Any:
         existing = self._existing()
@@ -314,7 +343,7 @@ class Store:
         self, ids: list[str], embeddings: list[list[float]], texts: list[str], metadatas: list[dict[str, Any]]
     ) -> list[dict[str, Any]]:
         """Write chunks, each stamped with the time of writing (:data:`STAMP`); the metadata as written."""
-        with self._write_lock:
+        with self._write_lock, self.exclusive():
             self._fresh_for_writing()
             stamp = self._stamp()
             stamped = [{**meta, STAMP: stamp} for meta in metadatas]
@@ -323,7 +352,7 @@ class Store:
 
     def delete(self, ids: list[str]) -> None:
         """Delete chunks, recording each deletion first, so that one interrupted midway is still seen."""
-        with self._write_lock:
+        with self._write_lock, self.exclusive():
             self._fresh_for_writing()
             for start in range(0, len(ids), 5000):
                 batch = ids[start : start + 5000]
@@ -357,25 +386,28 @@ class Store:
             self._checked = checked
         return foreign
 
-    def reopen(self, warm: bool = False) -> None:
+    def reopen(self) -> None:
         """Open Chroma afresh, so that the vector index includes every process's writes.
 
-        Handles to the old client held elsewhere go on working (on the old copy). ``warm`` runs
-        one query first, so the index is loaded before it replaces the old one in searches.
+        The vectors are loaded before they replace the old ones in searches; handles to the old
+        client held elsewhere go on working, on the old copy.
         """
+        with self._write_lock, self.exclusive():
+            self._reopen_locked()
+
+    def _fresh_for_writing(self) -> None:
+        # Under exclusive() already: a second flock() of ours would wait for the first forever.
+        if self.is_stale():
+            self._reopen_locked()
+
+    def _reopen_locked(self) -> None:
         opened = now_ms()
         client = make_client(self.settings)
         collection = client.get_collection(self.name, embedding_function=None)
-        if warm and collection.count():
-            dim = int(self.signature.get("embedding_dim", 0)) or 1
-            collection.query(query_embeddings=[[1.0] * dim], n_results=1, include=[])
+        self._load(collection)
         self.client, self.collection, self._tombstones = client, collection, None
         self._opened = self._checked = opened
         self._own.clear()
-
-    def _fresh_for_writing(self) -> None:
-        if self.is_stale():
-            self.reopen()
 
 
 def _doc_infos(rows: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, DocInfo]:

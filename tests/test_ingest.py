@@ -10,15 +10,15 @@ import pytest
 
 from ingest import ingest
 from qa_bot.settings import Settings
-from qa_bot.store import StoreMismatchError, open_store
+from qa_bot.store import STAMP, StoreMismatchError, open_store
 from tests.conftest import DATA, SAMPLE, make_settings
 
 
 def snapshot(settings: Settings) -> dict[str, dict]:
-    """Every chunk id with its text and metadata: what 'the same store' means."""
+    """Every chunk id with its text and metadata: what 'the same store' means (less when it was written)."""
     got = open_store(settings).collection.get(include=["metadatas", "documents"])
     rows = zip(got["ids"], got["documents"], got["metadatas"], strict=True)
-    return {cid: {"text": text, **meta} for cid, text, meta in rows}
+    return {cid: {"text": text, **{k: v for k, v in meta.items() if k != STAMP}} for cid, text, meta in rows}
 
 
 def corpus(tmp_path: Path, n: int = 12) -> Path:

@@ -316,7 +316,9 @@ store = open_store(make_settings(Path(sys.argv[1])), 384)
 vectors = np.random.default_rng(1).normal(size=(2500, 384))
 vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
 meta = {{"doc_id": "other", "title": "Other", "n_chunks": 2500, "start": 0, "end": 5}}
-store.upsert([f"{{sys.argv[2]}}::{{i}}" for i in range(2500)], vectors.tolist(), ["words"] * 2500, [meta] * 2500)
+for start in range(0, 2500, 100):  # many small writes, as a watch makes
+    ids = [f"{{sys.argv[2]}}::{{i}}" for i in range(start, start + 100)]
+    store.upsert(ids, vectors[start : start + 100].tolist(), ["words"] * 100, [meta] * 100)
 """
 
 READER = """
@@ -359,3 +361,49 @@ def test_embedded_store_survives_a_process_that_deletes_what_another_wrote(tmp_p
     assert read.returncode == 0, read.stderr[-1500:]
     chunks, hits = map(int, read.stdout.split())
     assert chunks == len(chroma_ids(settings)) and hits == 5
+
+
+RELOADER = """
+import sys
+sys.path.insert(0, {root!r})
+from pathlib import Path
+from qa_bot.store import open_store
+from tests.conftest import make_settings
+
+store = open_store(make_settings(Path(sys.argv[1])), 384)
+done = Path(sys.argv[2])
+reloads = 0
+while not done.exists():
+    store.reopen()  # as a serving process does when another process wrote
+    store.collection.query(query_embeddings=[[0.05] * 384], n_results=3)
+    reloads += 1
+print(reloads)
+"""
+
+
+def test_reloading_while_another_process_writes_does_not_crash(tmp_path: Path) -> None:
+    """Loading embedded Chroma's vectors while another process wrote them crashed (SIGSEGV)."""
+    settings = make_settings(tmp_path / "store")
+    assert ingest([str(p) for p in write_articles(tmp_path / "a", 2)], settings).ok
+    before = len(chroma_ids(settings))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    (tmp_path / "writer.py").write_text(WRITER.format(root=str(ROOT)))
+    (tmp_path / "reloader.py").write_text(RELOADER.format(root=str(ROOT)))
+    done = tmp_path / "done"
+    reloader = subprocess.Popen(
+        [sys.executable, str(tmp_path / "reloader.py"), str(tmp_path / "store"), str(done)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for batch in range(4):  # 10,000 vectors written in batches while the other reloads
+            writer = [sys.executable, str(tmp_path / "writer.py"), str(tmp_path / "store"), f"w{batch}"]
+            subprocess.run(writer, env=env, check=True, timeout=300)
+    finally:
+        done.touch()
+        out, err = reloader.communicate(timeout=300)
+    assert reloader.returncode == 0, err[-1500:]
+    assert int(out) > 0
+    assert len(chroma_ids(settings)) == before + 10_000
