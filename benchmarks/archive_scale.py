@@ -21,6 +21,8 @@ docs/experiments/2026-12-02-lexical-engines/legacy_retrieval.py. Measured, per e
 * freshness: from the end of a ``qa-bot ingest`` of one article in another process to a running
   retriever finding it;
 * search p50 / p99 while another process ingests 1,000 articles into the same store;
+* with ``--quick``, only the first two; run with ``ATEN_CPU_CAPABILITY=avx2`` for torch's AVX2
+  kernels (the query embedding) on a CPU that has AVX-512;
 * (new, unless --skip-serve) ``qa-bot ask`` from process start to answer, and ``qa-bot serve``'s
   resident memory after one question.
 """
@@ -156,7 +158,9 @@ def percentiles(times: list[float]) -> tuple[float, float]:
     return statistics.median(times), times[int(0.99 * (len(times) - 1))]
 
 
-def run(engine: str, size: int, questions: list[str], batch_size: int, skip_serve: bool) -> dict[str, Any]:
+def run(
+    engine: str, size: int, questions: list[str], batch_size: int, skip_serve: bool, quick: bool = False
+) -> dict[str, Any]:
     settings = prepare(size)
     out: dict[str, Any] = {"engine": engine, "size": size}
     run_id = f"{engine}{os.getpid()}"  # articles of their own each run, never found in the store already
@@ -173,6 +177,8 @@ def run(engine: str, size: int, questions: list[str], batch_size: int, skip_serv
         out["p50_ms"], out["p99_ms"] = percentiles([timed(lambda q=q: retriever.search(q)) for q in questions])
         head = f"[{engine} {size}]"
         print(f"{head} open {out['open_ms']:.0f} ms; p50 {out['p50_ms']:.1f} p99 {out['p99_ms']:.1f}", flush=True)
+        if quick:
+            return out
 
         # One article ingested by this process, then the next question.
         from ingest import ingest
@@ -270,6 +276,7 @@ def main() -> None:
     parser.add_argument("--skip-serve", action="store_true")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--build-only", action="store_true", help="write the archives, measure nothing")
+    parser.add_argument("--quick", action="store_true", help="search latency only")
     args = parser.parse_args()
     if args.build_only:
         for size in args.sizes:
@@ -288,11 +295,12 @@ def main() -> None:
                 cmd = [sys.executable, "-m", "benchmarks.archive_scale", "--sizes", str(size), "--engine", engine]
                 cmd += ["--queries", str(args.queries), "--batch", str(args.batch)]
                 cmd += ["--skip-serve"] if args.skip_serve else []
+                cmd += ["--quick"] if args.quick else []
                 with tempfile.NamedTemporaryFile(suffix=".json") as f:
                     subprocess.run([*cmd, "--json", f.name], check=True, env=_env())
                     results += json.loads(Path(f.name).read_text())
             else:
-                results.append(run(engine, size, questions, args.batch, args.skip_serve))
+                results.append(run(engine, size, questions, args.batch, args.skip_serve, args.quick))
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
 
