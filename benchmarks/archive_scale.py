@@ -177,6 +177,10 @@ def run(
         out["p50_ms"], out["p99_ms"] = percentiles([timed(lambda q=q: retriever.search(q)) for q in questions])
         head = f"[{engine} {size}]"
         print(f"{head} open {out['open_ms']:.0f} ms; p50 {out['p50_ms']:.1f} p99 {out['p99_ms']:.1f}", flush=True)
+        if engine == "new":  # what a background catch-up costs when nothing changed (the server-mode wait)
+            out["idle_catch_up_ms"] = statistics.median(timed(retriever.lexical().catch_up) for _ in range(5))
+            out["stale_check_ms"] = statistics.median(timed(retriever.store.is_stale) for _ in range(5))
+            print(f"{head} idle catch-up {out['idle_catch_up_ms']:.0f} ms, store check {out['stale_check_ms']:.0f} ms")
         if quick:
             return out
 

@@ -5,9 +5,12 @@ Usage::
     from qa_bot.store import open_store
     store = open_store(settings)           # checks the collection matches the settings
     store.count(); store.documents()       # chunk count; {doc_id: DocInfo}
+    store.documents(doc_ids=["a.txt"])     # one article: an indexed lookup, whatever the store's size
+    store.changed_since(stamp); store.deleted_since(stamp)   # what the BM25 index catches up on
 
 Every chunk's metadata carries its article's metadata, so the collection alone is the
-record of what was ingested: no side database to drift out of step. The collection's own
+record of what was ingested; the BM25 index (qa_bot.lexical) is derived from it, by the
+write stamp each chunk carries and the deletion records kept beside it. The collection's own
 metadata records the embedding model, its dimension and the chunking settings; opening it
 with other ones raises :class:`StoreMismatchError`, which says how to rebuild.
 
