@@ -248,7 +248,8 @@ class SpeedCache:
     """Measured speeds for this machine, in ``folder/speeds-<machine key>.json``."""
 
     def __init__(self, folder: Path) -> None:
-        self.path = folder / f"speeds-{machine_key()}.json"
+        # expanduser: settings built in code, not loaded from a file, keep the default's "~" as is
+        self.path = Path(folder).expanduser() / f"speeds-{machine_key()}.json"
 
     def read(self) -> dict[str, Speed]:
         try:
