@@ -280,14 +280,20 @@ class Store:
         return [row for rows in self.pages(include, page) for row in rows]
 
     def pages(self, include: list[str], page: int = 5000) -> Iterator[list[tuple[Any, ...]]]:
-        """Every chunk, a page at a time, so a million chunks never sit in memory at once."""
-        offset = 0
-        while True:
-            got = self.collection.get(include=include, limit=page, offset=offset)
+        """Every chunk, a page at a time, so a million chunks never sit in memory at once.
+
+        The ids are listed first and the pages fetched by id: Chroma's ``offset`` re-reads
+        everything before it, which made paging a million chunks quadratic (4.4 s a page at
+        offset 900,000 against 0.5 s by id).
+        """
+        ids = self.collection.get(include=[])["ids"]
+        if not include:
+            for start in range(0, len(ids), page):
+                yield [(cid,) for cid in ids[start : start + page]]
+            return
+        for start in range(0, len(ids), page):
+            got = self.collection.get(ids=ids[start : start + page], include=include)
             yield list(zip(got["ids"], *(got[field] or [] for field in include), strict=True))
-            if len(got["ids"]) < page:
-                return
-            offset += page
 
     def all_metadatas(self) -> list[tuple[str, dict[str, Any]]]:
         """(chunk id, metadata) of every chunk."""
