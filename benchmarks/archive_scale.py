@@ -63,7 +63,12 @@ def settings_for(folder: Path) -> Settings:
     return base.model_copy(
         update={
             "store": base.store.model_copy(update={"path": folder / "chroma", "collection": "news"}),
-            "retrieval": base.retrieval.model_copy(update={"lexical_path": folder / "lexical"}),
+            "retrieval": base.retrieval.model_copy(
+                update={
+                    "lexical_path": folder / "lexical",
+                    "refresh_seconds": float(os.environ.get("QA_BOT_BENCH_REFRESH", base.retrieval.refresh_seconds)),
+                }
+            ),
         }
     )
 
@@ -283,7 +288,10 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--build-only", action="store_true", help="write the archives, measure nothing")
     parser.add_argument("--quick", action="store_true", help="search latency only")
+    parser.add_argument("--refresh-seconds", type=float, help="retrieval.refresh_seconds for the run")
     args = parser.parse_args()
+    if args.refresh_seconds:
+        os.environ["QA_BOT_BENCH_REFRESH"] = str(args.refresh_seconds)
     if args.build_only:
         for size in args.sizes:
             ensure_archive(settings_for(ROOT / "var" / "bench" / f"archive-{size}"), size)
@@ -302,6 +310,7 @@ def main() -> None:
                 cmd += ["--queries", str(args.queries), "--batch", str(args.batch)]
                 cmd += ["--skip-serve"] if args.skip_serve else []
                 cmd += ["--quick"] if args.quick else []
+                cmd += ["--refresh-seconds", str(args.refresh_seconds)] if args.refresh_seconds else []
                 with tempfile.NamedTemporaryFile(suffix=".json") as f:
                     subprocess.run([*cmd, "--json", f.name], check=True, env=_env())
                     results += json.loads(Path(f.name).read_text())

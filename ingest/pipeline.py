@@ -108,12 +108,13 @@ def ingest(
                 writer.report.failed.append((refused.source, refused.reason))
                 failed_paths.add(refused.path or refused.source)
         writer.flush()
+        writer.close()  # every write done before prune reads the store
+        if prune:
+            _prune(store, lexical, sources, seen, failed_paths, writer.report)
+        # Builds the BM25 index if this machine has none; else takes in what other processes wrote.
+        lexical.catch_up()
     finally:
         writer.close()
-    if prune:
-        _prune(store, lexical, sources, seen, failed_paths, writer.report)
-    # Builds the BM25 index if this machine has none; else takes in what other processes wrote.
-    lexical.catch_up()
     writer.report.seconds = time.perf_counter() - began
     return writer.report
 

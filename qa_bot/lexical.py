@@ -69,9 +69,6 @@ WRITER_WAIT = 30.0
 BUILD_PAGE = 2000
 # Background rounds between comparisons of the index's chunk count with the store's.
 COUNT_EVERY = 30
-# Background rounds between checks that an embedded store's vectors are current (store.Store):
-# reloading them costs seconds at a million chunks, so at most about once every 30 s.
-VECTORS_EVERY = 15
 
 
 # (chunk id, text, metadata): what the index is given of a chunk.
@@ -490,8 +487,6 @@ def _refresh_loop(ref: weakref.ref[LexicalSync], stop: threading.Event, every: f
             done = sync.catch_up(wait=BACKGROUND_WAIT)
             if rounds % COUNT_EVERY == 0 and not (done.indexed or done.deleted) and sync.check_count():
                 sync.reconcile()
-            if rounds % VECTORS_EVERY == 0 and sync.store.is_stale():
-                sync.store.reopen()  # embedded: other processes' vectors, for dense search
         except LexicalBusyError:
             pass  # another process is writing; next round
         except Exception as exc:  # noqa: BLE001 - a store that is down must not kill the thread

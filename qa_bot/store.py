@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -33,6 +34,7 @@ from qa_bot.embeddings import vector_kind
 from qa_bot.settings import Settings
 
 SCHEMA_VERSION = 1
+log = logging.getLogger(__name__)
 
 # Metadata key: when the chunk was written, in ms since the epoch by the writer's clock. Every
 # process's BM25 index catches up by what is newer than its last catch-up (qa_bot.lexical).
@@ -148,12 +150,9 @@ def make_client(settings: Settings) -> Any:
             client.heartbeat()
             return client
         s.path.mkdir(parents=True, exist_ok=True)
-        # A client of its own, loaded from disk now: Chroma would otherwise hand back the system an
-        # earlier client of this path loaded, whose vector index lacks what other processes wrote
-        # since (see Store). Clients handed out before go on working.
-        from chromadb.api.shared_system_client import SharedSystemClient
-
-        SharedSystemClient.clear_system_cache()
+        # Chroma hands every client of a path in this process one shared system, loaded by the
+        # first: writes of this process are seen by all of them, and its age is that first load.
+        _LOADED_AT.setdefault(str(s.path), now_ms())
         return chromadb.PersistentClient(path=str(s.path), settings=chroma_settings)
     except Exception as exc:
         where = f"Chroma server at {s.host}:{s.port}" if s.mode == "server" else f"store at {s.path}"
@@ -168,6 +167,10 @@ def make_client(settings: Settings) -> Any:
 
 # How far back a check for other processes' writes looks past the previous check (ms).
 _CHECK_LOOKBACK = 10_000
+# Embedded stores, by path: when this process's Chroma system for it was loaded, and the stamps
+# of this process's writes (whichever Store object made them: they share the system).
+_LOADED_AT: dict[str, int] = {}
+_OWN: dict[str, set[int]] = {}
 
 
 class Store:
@@ -197,8 +200,10 @@ class Store:
         with self.exclusive():
             self.collection = self._open()
             self._load(self.collection)
-        self._opened = self._checked = now_ms()
-        self._own: set[int] = set()  # stamps of this client's writes
+        key = str(settings.store.path)
+        self._opened = _LOADED_AT.get(key, now_ms())
+        self._checked = now_ms()
+        self._own = _OWN.setdefault(key, set())  # stamps of this process's writes
 
     @contextlib.contextmanager
     def exclusive(self) -> Iterator[None]:
@@ -410,13 +415,19 @@ class Store:
             self._reopen_locked()
 
     def _reopen_locked(self) -> None:
+        from chromadb.api.shared_system_client import SharedSystemClient
+
+        SharedSystemClient.clear_system_cache()  # else Chroma hands back the same stale system
         opened = now_ms()
+        _LOADED_AT[str(self.settings.store.path)] = opened
         client = make_client(self.settings)
         collection = client.get_collection(self.name, embedding_function=None)
         self._load(collection)
+        # The old system is not stopped: in Chroma 1.5 that tore down the new one's bindings too.
+        # Each reopen therefore keeps one more copy of the vectors for the process's life, which
+        # is why nothing reopens on a timer, only before a write that follows someone else's.
         self.client, self.collection, self._tombstones = client, collection, None
         self._opened = self._checked = opened
-        self._own.clear()
 
 
 def _doc_infos(rows: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, DocInfo]:

@@ -159,8 +159,17 @@ def serving(folder: Path) -> Iterator[tuple[str, Path]]:
     config = folder / "config.yaml"
     config.write_text(json.dumps({"store": {"path": str(store), "collection": "test"}, **FAST_MODEL}))
     assert ingest([str(SAMPLE)], make_settings(store)).ok
+    url, proc = start_serve(config, folder / "serve.log")
+    try:
+        yield url, store
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def start_serve(config: Path, log: Path) -> tuple[str, subprocess.Popen[bytes]]:
+    """``qa-bot serve --config config`` on a free loopback port, once its page answers: (URL, process)."""
     port = free_port()
-    log = folder / "serve.log"
     proc = subprocess.Popen(
         [sys.executable, "-m", "ui.cli", "serve", "--config", str(config), "--port", str(port)],
         env={**os.environ, "PYTHONPATH": str(ROOT)},
@@ -168,18 +177,13 @@ def serving(folder: Path) -> Iterator[tuple[str, Path]]:
         stderr=log.open("w"),
     )
     url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 180
+    deadline = time.time() + 240
     while True:
         try:
             urllib.request.urlopen(url, timeout=2).read()
-            break
+            return url, proc
         except OSError:
             if proc.poll() is not None or time.time() > deadline:
                 proc.kill()
                 pytest.fail("the app did not start: " + log.read_text()[-2000:])
             time.sleep(0.5)
-    try:
-        yield url, store
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)

@@ -24,7 +24,7 @@ from qa_bot import Filters, QABot
 from qa_bot.lexical import LexicalIndex, LexicalSync, index_folder
 from qa_bot.settings import Settings, load_settings
 from qa_bot.store import open_store
-from tests.conftest import FAST_MODEL, ROOT, free_port, make_settings
+from tests.conftest import FAST_MODEL, ROOT, make_settings, start_serve
 
 TOPICS = [
     ("Harbour", "The harbour authority in Valdoria opened a new container terminal on Monday."),
@@ -188,30 +188,6 @@ def _indexed(folder: Path) -> set[str]:
     return LexicalIndex(folder / state["index"]).ids()
 
 
-def _serve(config: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "ui.cli", "serve", "--config", str(config), "--port", str(port)],
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("w"),
-    )
-
-
-def _wait_up(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + 240
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2).read()
-            return
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail("serve did not start: " + log.read_text()[-2000:])
-            time.sleep(0.5)
-
-
 def test_two_servers_on_one_chroma_server_find_what_a_third_process_ingested(
     tmp_path: Path, chroma_server: tuple[str, int]
 ) -> None:
@@ -236,11 +212,8 @@ def test_two_servers_on_one_chroma_server_find_what_a_third_process_ingested(
     servers = []
     try:
         for config in configs[:2]:
-            web_port = free_port()
             log = config.with_suffix(".log")
-            servers.append((f"http://127.0.0.1:{web_port}/", _serve(config, web_port, log), log))
-        for url, proc, log in servers:
-            _wait_up(url, proc, log)
+            servers.append((*start_serve(config, log), log))
         new = tmp_path / "later" / "glacier.txt"
         new.parent.mkdir()
         new.write_text(
