@@ -289,9 +289,6 @@ class LexicalSync:
         assert self._index is not None
         return self._index
 
-    def __len__(self) -> int:
-        return len(self.index)
-
     # ------------------------------------------------------------ writing, from the ingest
 
     def written(self, ids: list[str], texts: list[str], metas: list[dict[str, Any]]) -> None:

@@ -23,10 +23,7 @@ def store_stats(settings: Settings, tune: bool = False) -> dict[str, Any]:
 
 
 def _store_counts(settings: Settings) -> dict[str, Any]:
-    return _counts(settings, make_client(settings))
-
-
-def _counts(settings: Settings, client: Any) -> dict[str, Any]:
+    client = make_client(settings)
     names = {c if isinstance(c, str) else c.name for c in client.list_collections()}
     where = settings.store.path if settings.store.mode == "embedded" else f"{settings.store.host}:{settings.store.port}"
     base: dict[str, Any] = {"store": f"{settings.store.mode} {where}", "collection": settings.store.collection}
