@@ -31,7 +31,15 @@ from ingest.loaders import is_url, load_sources, origin_of
 from qa_bot.embeddings import Embedder, get_embedder
 from qa_bot.lexical import LexicalSync
 from qa_bot.settings import Settings, load_settings
-from qa_bot.store import DocInfo, Store, StoreMismatchError, chunk_id, collection_signature, make_client
+from qa_bot.store import (
+    DocInfo,
+    Store,
+    StoreMismatchError,
+    chunk_id,
+    collection_signature,
+    journal_names,
+    make_client,
+)
 
 # Chunks gathered before one embed + write; large enough to keep the encoder busy.
 FLUSH_CHUNKS = 256
@@ -127,7 +135,7 @@ def _open(settings: Settings, embedder: Embedder, sources: list[str], reindex: b
     if not sources:
         sources = _recorded_origins(settings, client)
     names = {c if isinstance(c, str) else c.name for c in client.list_collections()}
-    for name in (settings.store.collection, f"{settings.store.collection}-deleted"):
+    for name in journal_names(settings.store.collection):
         if name in names:
             client.delete_collection(name)
     return Store(settings, client, signature), sources

@@ -15,8 +15,9 @@ archive's text in memory.
 
 How it stays consistent with Chroma, which remains the only record of what was ingested:
 
-* Every chunk carries the time it was written (``store.STAMP``), and every deletion leaves a
-  record in the collection ``<collection>-deleted`` *before* the chunks go.
+* Every chunk carries the time it was written (``store.STAMP``). Every write leaves a record in
+  the journal ``<collection>-written`` and every deletion one in ``<collection>-deleted``, both
+  *before* the chunks change; the journals keep ``store.tombstone_days`` of records.
 * The ingest that writes a batch applies it here right after Chroma (:meth:`LexicalSync.written`,
   :meth:`LexicalSync.deleted`), so a one-process setup is in step at once.
 * Any process catches up (:meth:`LexicalSync.catch_up`): the deletions recorded since its last
@@ -59,8 +60,9 @@ from qa_bot.store import STAMP, Store, now_ms
 
 log = logging.getLogger(__name__)
 
-# The analysis (tokens, stemmer, stopwords) and the schema; another version rebuilds the index.
-VERSION = 2
+# The analysis (tokens, stemmer, stopwords), the schema and how it catches up (3: from the
+# journal of writes); another version rebuilds the index.
+VERSION = 3
 # A catch-up waits this long for another process's writer; the next one tries again.
 BACKGROUND_WAIT = 0.5
 # The ingest that wrote a batch waits this long to index it; if it cannot, a catch-up will.
@@ -330,11 +332,10 @@ class LexicalSync:
         since = state.watermark - int(self.settings.lookback_seconds * 1000)
         deleted = self.store.deleted_since(since)
         changed = self.store.changed_since(since)
-        held = index.stamps([cid for cid, _ in changed])
-        stale = [cid for cid, meta in changed if held.get(cid) != meta.get(STAMP)]
-        live = {cid for cid, _ in changed}
+        held = index.stamps(list(changed))
+        stale = [cid for cid, stamp in changed.items() if held.get(cid) != stamp]
         # A chunk deleted and written again since is live; one the index lacks needs no delete.
-        gone = list(index.stamps([cid for cid in deleted if cid not in live]))
+        gone = list(index.stamps([cid for cid in deleted if cid not in changed]))
         rows = self._fetch(stale)
         if rows or gone:
             index.apply(rows, gone, wait)

@@ -38,9 +38,9 @@ class StoreSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     collection: str = Field("news", min_length=3, max_length=500, pattern=r"^[a-z0-9][a-z0-9._-]*[a-z0-9]$")
-    # Deleted chunk ids are recorded (in the collection "<collection>-deleted") so that every
-    # process's BM25 index drops them too; records older than this are purged, and an index that
-    # has not caught up for longer is rebuilt from the store.
+    # Written and deleted chunk ids are journaled (in the collections "<collection>-written" and
+    # "<collection>-deleted") so that every process's BM25 index catches up on them; records older
+    # than this are purged, and an index that has not caught up for longer is rebuilt from the store.
     tombstone_days: float = Field(30.0, gt=0)
 
 

@@ -10,7 +10,8 @@ Usage::
 
 Every chunk's metadata carries its article's metadata, so the collection alone is the
 record of what was ingested; the BM25 index (qa_bot.lexical) is derived from it, by the
-write stamp each chunk carries and the deletion records kept beside it. The collection's own
+journals of writes and deletions kept beside it (``<collection>-written``,
+``<collection>-deleted``). The collection's own
 metadata records the embedding model, its dimension and the chunking settings; opening it
 with other ones raises :class:`StoreMismatchError`, which says how to rebuild.
 
@@ -41,6 +42,19 @@ log = logging.getLogger(__name__)
 STAMP = "indexed_at"
 # Metadata key of a deletion record, in the collection "<collection>-deleted".
 DELETED_AT = "deleted_at"
+# The journals beside a collection: what was deleted, and what was written, each with its time.
+# Why journals and not a filter on the chunks' own stamps: every Chroma ``get`` that is not by id
+# counts the collection first (about 100 ms at a million chunks, measured), while a journal only
+# holds the last ``store.tombstone_days`` of changes, and "what changed since" must be cheap: every
+# process asks it every ``retrieval.refresh_seconds``, and every write asks it first.
+JOURNALS = ("deleted", "written")
+# How often a writer drops journal records older than store.tombstone_days.
+_PRUNE_EVERY_MS = 600_000
+
+
+def journal_names(collection: str) -> list[str]:
+    """The collection and its journals: what ``--reindex`` drops together."""
+    return [collection, *(f"{collection}-{kind}" for kind in JOURNALS)]
 
 
 def now_ms() -> int:
@@ -196,6 +210,8 @@ class Store:
         self.signature = signature
         self.name = settings.store.collection
         self._tombstones: Any | None = None
+        self._written: Any | None = None
+        self._pruned_at = 0
         self._write_lock = threading.Lock()
         with self.exclusive():
             self.collection = self._open()
@@ -258,11 +274,11 @@ class Store:
             )
 
     def drop(self) -> None:
-        """Delete the collection and its deletion records, and create it empty with the current signature."""
-        for name in (self.name, self.tombstones_name):
+        """Delete the collection and its journals, and create it empty with the current signature."""
+        for name in journal_names(self.name):
             if name in self._names():
                 self.client.delete_collection(name)
-        self._tombstones = None
+        self._tombstones = self._written = None
         self.collection = self._open()
 
     def count(self) -> int:
@@ -327,10 +343,12 @@ class Store:
         got = self.collection.get(where={key: {"$in": list(values)}}, include=["metadatas"])
         return _doc_infos(zip(got["ids"], got["metadatas"] or [], strict=True))
 
-    def changed_since(self, stamp: int) -> list[tuple[str, dict[str, Any]]]:
-        """(chunk id, metadata) of every chunk written after ``stamp`` (ms): an indexed lookup."""
-        got = self.collection.get(where={STAMP: {"$gt": stamp}}, include=["metadatas"])
-        return list(zip(got["ids"], got["metadatas"] or [], strict=True))
+    def changed_since(self, stamp: int) -> dict[str, int]:
+        """{chunk id: its write stamp} of every chunk written after ``stamp`` (ms), from the journal.
+
+        A chunk written and since deleted is not listed (its record goes with it)."""
+        got = self.written.get(where={STAMP: {"$gt": stamp}}, include=["metadatas"])
+        return {cid: int(meta[STAMP]) for cid, meta in zip(got["ids"], got["metadatas"] or [], strict=True)}
 
     def deleted_since(self, stamp: int) -> list[str]:
         """Ids of the chunks deleted after ``stamp`` (ms)."""
@@ -346,22 +364,35 @@ class Store:
 
     @property
     def tombstones(self) -> Any:
-        """The collection of deletion records (one-dimensional: it holds no real vectors)."""
+        """The journal of deletions (one-dimensional: it holds no real vectors)."""
         if self._tombstones is None:
             self._tombstones = self.client.get_or_create_collection(self.tombstones_name, embedding_function=None)
         return self._tombstones
+
+    @property
+    def written(self) -> Any:
+        """The journal of writes: {chunk id: ``STAMP``} for the last ``store.tombstone_days``."""
+        if self._written is None:
+            self._written = self.client.get_or_create_collection(f"{self.name}-written", embedding_function=None)
+        return self._written
 
     # ------------------------------------------------------------ writing
 
     def upsert(
         self, ids: list[str], embeddings: list[list[float]], texts: list[str], metadatas: list[dict[str, Any]]
     ) -> list[dict[str, Any]]:
-        """Write chunks, each stamped with the time of writing (:data:`STAMP`); the metadata as written."""
+        """Write chunks, each stamped with the time of writing (:data:`STAMP`); the metadata as written.
+
+        The journal is written first: a writer killed in between leaves a record of a chunk not
+        yet written, which a catch-up looks up and skips, never a chunk without a record.
+        """
         with self._write_lock, self.exclusive():
             self._fresh_for_writing()
             stamp = self._stamp()
             stamped = [{**meta, STAMP: stamp} for meta in metadatas]
+            self.written.upsert(ids=ids, embeddings=[[0.0]] * len(ids), metadatas=[{STAMP: stamp}] * len(ids))
             self.collection.upsert(ids=ids, embeddings=embeddings, documents=texts, metadatas=stamped)
+            self._prune_journals()
         return stamped
 
     def delete(self, ids: list[str]) -> None:
@@ -372,9 +403,19 @@ class Store:
                 batch = ids[start : start + 5000]
                 records = [{DELETED_AT: self._stamp()}] * len(batch)
                 self.tombstones.upsert(ids=batch, embeddings=[[0.0]] * len(batch), metadatas=records)
+                self.written.delete(ids=batch)
                 self.collection.delete(ids=batch)
             if ids:
-                self.tombstones.delete(where={DELETED_AT: {"$lt": self.tombstones_kept_since()}})
+                self._prune_journals()
+
+    def _prune_journals(self) -> None:
+        # Records older than tombstone_days serve no index: one that old is rebuilt instead.
+        if now_ms() - self._pruned_at < _PRUNE_EVERY_MS:
+            return
+        self._pruned_at = now_ms()
+        old = self.tombstones_kept_since()
+        self.tombstones.delete(where={DELETED_AT: {"$lt": old}})
+        self.written.delete(where={STAMP: {"$lt": old}})
 
     def _stamp(self) -> int:
         stamp = now_ms()
@@ -385,13 +426,13 @@ class Store:
 
     def is_stale(self) -> bool:
         """Embedded mode: True when another process wrote or deleted chunks since Chroma was opened
-        here, so this process's copy of the vector index lacks them. Indexed lookups of what was
-        written since the last check; a server-mode store is never stale."""
+        here, so this process's copy of the vector index lacks them. It reads the journals since the
+        last check; a server-mode store is never stale."""
         if self.settings.store.mode != "embedded":
             return False
         since = max(self._opened, self._checked - _CHECK_LOOKBACK)
         checked = now_ms()
-        written = self.collection.get(where={STAMP: {"$gt": since}}, include=["metadatas"])["metadatas"] or []
+        written = self.written.get(where={STAMP: {"$gt": since}}, include=["metadatas"])["metadatas"] or []
         deleted = self.tombstones.get(where={DELETED_AT: {"$gt": since}}, include=["metadatas"])["metadatas"] or []
         foreign = any(m.get(STAMP) not in self._own for m in written) or any(
             m.get(DELETED_AT) not in self._own for m in deleted
@@ -426,7 +467,8 @@ class Store:
         # The old system is not stopped: in Chroma 1.5 that tore down the new one's bindings too.
         # Each reopen therefore keeps one more copy of the vectors for the process's life, which
         # is why nothing reopens on a timer, only before a write that follows someone else's.
-        self.client, self.collection, self._tombstones = client, collection, None
+        self.client, self.collection = client, collection
+        self._tombstones = self._written = None
         self._opened = self._checked = opened
 
 

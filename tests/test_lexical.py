@@ -23,7 +23,7 @@ from ingest import ingest
 from qa_bot import Filters, QABot
 from qa_bot.lexical import LexicalIndex, LexicalSync, index_folder
 from qa_bot.settings import Settings, load_settings
-from qa_bot.store import open_store
+from qa_bot.store import now_ms, open_store
 from tests.conftest import FAST_MODEL, ROOT, make_settings, start_serve
 
 TOPICS = [
@@ -282,7 +282,7 @@ import sys
 import numpy as np
 sys.path.insert(0, {root!r})
 from pathlib import Path
-from qa_bot.store import open_store
+from qa_bot.store import now_ms, open_store
 from tests.conftest import make_settings
 
 store = open_store(make_settings(Path(sys.argv[1])), 384)
@@ -298,7 +298,7 @@ READER = """
 import sys
 sys.path.insert(0, {root!r})
 from pathlib import Path
-from qa_bot.store import open_store
+from qa_bot.store import now_ms, open_store
 from tests.conftest import make_settings
 
 store = open_store(make_settings(Path(sys.argv[1])), 384)
@@ -340,7 +340,7 @@ RELOADER = """
 import sys
 sys.path.insert(0, {root!r})
 from pathlib import Path
-from qa_bot.store import open_store
+from qa_bot.store import now_ms, open_store
 from tests.conftest import make_settings
 
 store = open_store(make_settings(Path(sys.argv[1])), 384)
@@ -380,3 +380,29 @@ def test_reloading_while_another_process_writes_does_not_crash(tmp_path: Path) -
     assert reloader.returncode == 0, err[-1500:]
     assert int(out) > 0
     assert len(chroma_ids(settings)) == before + 10_000
+
+
+def test_journals_list_recent_changes_and_forget_old_ones(tmp_path: Path) -> None:
+    """What the catch-up reads: the writes and deletions since a time, not the chunks themselves."""
+    settings = make_settings(tmp_path / "store")
+    folder = tmp_path / "articles"
+    paths = write_articles(folder, 3)
+    before = now_ms()
+    assert ingest([str(folder)], settings).ok
+    store = open_store(settings)
+    first = set(store.changed_since(before))
+    assert first == chroma_ids(settings) and {cid.split('::')[0] for cid in first} == {p.name for p in paths}
+    paths[0].unlink()
+    assert ingest([str(folder)], settings, prune=True).ok
+    gone = set(store.deleted_since(before))
+    assert gone < first and {cid.split('::')[0] for cid in gone} == {paths[0].name}
+    assert set(store.changed_since(before)) == first - gone  # the write record left with the chunk
+    assert store.changed_since(now_ms()) == {} and store.deleted_since(now_ms()) == []
+
+    # Records older than store.tombstone_days go at the next write (and an index that old rebuilds).
+    short = settings.model_copy(update={"store": settings.store.model_copy(update={"tombstone_days": 1e-9})})
+    pruner = open_store(short)
+    time.sleep(0.01)
+    write_articles(folder, 4)
+    assert ingest([str(folder)], short).ok
+    assert not set(pruner.changed_since(0)) & first and pruner.deleted_since(0) == []
