@@ -1,5 +1,5 @@
 # make run: install into .venv, ingest the sample articles, serve the UI.
-# make test: install if needed, run the test suite.
+# make test: install if needed, lint, type-check (mypy, files in pyproject.toml), run the test suite.
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
@@ -38,6 +38,7 @@ run: install
 
 test: install
 	$(VENV)/bin/ruff check qa_bot ingest ui tests benchmarks
+	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -q
 
 bench: install

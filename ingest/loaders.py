@@ -192,7 +192,7 @@ def _parse_pdf(data: bytes, where: str, default_id: str, base: dict[str, str]) -
     try:
         reader = PdfReader(io.BytesIO(data))
         text = "\n\n".join(page.extract_text() or "" for page in reader.pages)
-        info = reader.metadata or {}
+        info: Any = reader.metadata or {}
     except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
         yield Failure(where, f"not a readable PDF: {exc}")
         return
@@ -331,7 +331,7 @@ def _load_entry(entry: Any, feed_title: str, settings: IngestSettings, origin: s
     return article
 
 
-def _entry_fallback(entry: Any, link: str, meta: dict[str, str], origin: str) -> Article | None:
+def _entry_fallback(entry: Any, link: str, meta: dict[str, Any], origin: str) -> Article | None:
     """When the page cannot be fetched, a feed that carries the full text still gives the article."""
     import trafilatura
 

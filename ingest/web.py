@@ -32,7 +32,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from typing import Any
+from http.client import HTTPMessage
+from typing import IO, Any
 from urllib.parse import urlsplit
 
 from qa_bot.settings import IngestSettings
@@ -114,6 +115,7 @@ class _Request:
     def connection(self, base: type[http.client.HTTPConnection]) -> type[http.client.HTTPConnection]:
         request = self
 
+        # mypy cannot check a class whose base is a variable; both bases take the same arguments.
         class Guarded(base):  # type: ignore[valid-type, misc]
             def __init__(self, *args: Any, **kwargs: Any) -> None:
                 super().__init__(*args, **kwargs)
@@ -137,13 +139,23 @@ class _HTTPS(urllib.request.HTTPSHandler):
         self.request = request
 
     def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        return self.do_open(self.request.connection(http.client.HTTPSConnection), req, context=self._context)  # type: ignore[attr-defined]
+        # HTTPSHandler keeps its context in _context, which typeshed does not declare.
+        context = self._context  # type: ignore[attr-defined]
+        return self.do_open(self.request.connection(http.client.HTTPSConnection), req, context=context)
 
 
 class _Redirects(urllib.request.HTTPRedirectHandler):
     """At most MAX_REDIRECTS hops, to http(s) only; each hop goes through the guarded handlers."""
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: HTTPMessage,
+        newurl: str,
+    ) -> urllib.request.Request | None:
         hops = getattr(req, "hops", 0) + 1
         if hops > MAX_REDIRECTS:
             raise FetchError(f"more than {MAX_REDIRECTS} redirects (the next to {newurl})")
@@ -151,7 +163,7 @@ class _Redirects(urllib.request.HTTPRedirectHandler):
             raise FetchError(f"redirected to {newurl}, which is not an http(s) URL")
         new = super().redirect_request(req, fp, code, msg, headers, newurl)
         if new is not None:
-            new.hops = hops  # type: ignore[attr-defined]
+            setattr(new, "hops", hops)  # noqa: B010 - counted on the request urllib carries along
         return new
 
 

@@ -149,7 +149,7 @@ class QABot:
         if unanswerable or (gated and not scores.get("probe", 0.0) > self.settings.answer.probe_overrides):
             yield self._refusal([ps.passage for ps in prepared], timings, scores)
             return
-        raw = []
+        raw: list[str] = []
         for delta in self.generator.stream(messages):
             if not raw:
                 timings["first_token"] = time.perf_counter() - began
@@ -251,7 +251,8 @@ class QABot:
         share: int | None = None,
     ) -> list[dict]:
         texts = self._passage_texts(prepared, q_vec, share)
-        blocks, seen_docs = [], {}
+        blocks: list[str] = []
+        seen_docs: dict[str, int] = {}
         for n, (ps, body) in enumerate(zip(prepared, texts, strict=True), start=1):
             p = ps.passage
             if p.doc_id in seen_docs:  # the title again would only cost prompt time
@@ -294,7 +295,8 @@ class QABot:
         """The passage's sentences most relevant to the question, in article order, within budget."""
         order = np.argsort(-(ps.vectors @ q_vec))
         lengths = self.embedder.count_tokens([ps.sentence(i) for i in range(len(ps.spans))])
-        chosen, used = [], 0
+        chosen: list[int] = []
+        used = 0
         for i in order:
             sentence = ps.sentence(int(i))
             if INSTRUCTION_LIKE.search(sentence):

@@ -105,7 +105,10 @@ class SentenceTransformerEmbedder:
         self.model.max_seq_length = settings.max_seq_length
         if self.backend == "torch-int8":
             self._quantise_int8()
-        self.dimension = int(self.model.get_embedding_dimension())
+        dimension = self.model.get_embedding_dimension()
+        if dimension is None:
+            raise ValueError(f"embedding.model {settings.model!r}: the model does not say its vector size")
+        self.dimension = int(dimension)
         self.tokenizer = self.model.tokenizer
         self._lock = threading.Lock()
 

@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from qa_bot.probe import LayerTap, Probe, shipped_probe
 from qa_bot.settings import WEIGHTS, GenerationSettings
@@ -91,6 +91,15 @@ def yes_threshold(settings: GenerationSettings) -> float:
 FILE_TYPES = {"q4_0": 2, "q8_0": 7}
 
 Message = dict[str, str]
+
+
+def _openai_messages(messages: list[Message]) -> list[Any]:
+    """Our role/content dicts as the OpenAI SDK's message params (TypedDicts of the same shape)."""
+    from openai.types.chat import ChatCompletionMessageParam
+
+    return [cast(ChatCompletionMessageParam, dict(m)) for m in messages]
+
+
 log = logging.getLogger(__name__)
 
 
@@ -410,7 +419,7 @@ class OpenAIGenerator:
 
         self.settings = tune(settings).settings
         self.name = f"{settings.openai_model} at {settings.openai_base_url}"
-        self.probe = None  # a server shows no hidden state
+        self.probe: Probe | None = None  # a server shows no hidden state
         key = os.environ.get(settings.openai_api_key_env) or "not-needed"
         self.client = OpenAI(
             base_url=settings.openai_base_url, api_key=key, timeout=settings.request_timeout, max_retries=0
@@ -423,7 +432,7 @@ class OpenAIGenerator:
         try:
             response = self.client.chat.completions.create(
                 model=self.settings.openai_model,
-                messages=messages,  # type: ignore[arg-type]
+                messages=_openai_messages(messages),
                 max_tokens=max_tokens or self.settings.max_tokens,
                 temperature=self.settings.temperature,
                 stream=True,
@@ -454,7 +463,7 @@ class OpenAIGenerator:
         try:
             response = self.client.chat.completions.create(
                 model=self.settings.openai_model,
-                messages=messages,  # type: ignore[arg-type]
+                messages=_openai_messages(messages),
                 max_tokens=1,
                 temperature=0,
                 logprobs=self._logprobs,

@@ -82,9 +82,9 @@ def time_cue(question: str, today: date) -> TimeCue | None:
     if month_year:
         year, month = int(month_year.group(2)), _MONTHS[month_year.group(1)]
         return TimeCue(date(year, month, 1), date(year, month, calendar.monthrange(year, month)[1]))
-    year = re.search(r"\b(?:in|during|of)\s+((?:19|20)\d\d)\b", q)
-    if year:
-        return TimeCue(date(int(year.group(1)), 1, 1), date(int(year.group(1)), 12, 31))
+    in_year = re.search(r"\b(?:in|during|of)\s+((?:19|20)\d\d)\b", q)
+    if in_year:
+        return TimeCue(date(int(in_year.group(1)), 1, 1), date(int(in_year.group(1)), 12, 31))
     if re.search(r"\b(latest|newest|most recent|recently|recent|currently|now|nowadays)\b", q):
         return TimeCue(recent=True)
     return None

@@ -344,8 +344,8 @@ def format_report(report: Any, failed: list[tuple[str, str]], names: dict[str, s
     return "\n".join(lines)
 
 
-def build_app(settings: Settings) -> gr.Blocks:
-    app = App(settings)
+def build_app(settings: Settings, app: App | None = None) -> gr.Blocks:
+    app = app or App(settings)
     with gr.Blocks(title="qa-bot: news questions") as demo:
         gr.Markdown("## qa-bot — ask the news articles")
         history = gr.State([])
@@ -372,7 +372,7 @@ def build_app(settings: Settings) -> gr.Blocks:
             outputs = [chatbot, history, question, cards]
             # Named, so the HTTP API a client sees stays the same whatever else the page gains.
             send.click(app.respond, inputs, outputs, api_name="ask")
-            question.submit(app.respond, inputs, outputs, api_name=False)
+            question.submit(app.respond, inputs, outputs, api_visibility="private")
             clear.click(lambda: ([], [], "", ""), None, outputs)
         with gr.Tab("Articles") as articles_tab:
             # No file_types filter: the browser would drop an unsupported file without a word;
@@ -420,7 +420,6 @@ def build_app(settings: Settings) -> gr.Blocks:
             )
             articles_tab.select(lambda: app.article_rows(), None, table)
         demo.load(lambda: gr.update(choices=app.source_choices()), None, sources)
-    demo.qa_app = app  # type: ignore[attr-defined]
     return demo
 
 
@@ -484,10 +483,11 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None) 
                 f"{settings.ui.password_env} (names from ui.user_env / ui.password_env)"
             )
         auth = LoginThrottle(user, password)
-    demo = build_app(settings)
+    app = App(settings)
+    demo = build_app(settings, app)
     # Decided and loaded before the page is served, so the first question waits for neither.
     log.info("model: %s", describe(settings.generation, measure=True))
-    bot = demo.qa_app.bot  # type: ignore[attr-defined]
+    bot = app.bot
     bot.generator, bot.embedder  # noqa: B018 - loaded now, once
     bot.retriever.lexical()  # the BM25 index opened (built, the first time) and kept current from now on
     demo.queue(default_concurrency_limit=4)
