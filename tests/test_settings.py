@@ -2,7 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from qa_bot.settings import SettingsError, load_settings
+from qa_bot.configdoc import reference
+from qa_bot.settings import Settings, SettingsError, load_settings
+from tests.conftest import ROOT
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -49,3 +51,21 @@ def test_env_var_chooses_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 def test_missing_named_config_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="not found"):
         load_settings(tmp_path / "nope.yaml")
+
+
+def test_configuration_page_is_current() -> None:
+    """docs/configuration.md is generated from the settings' descriptions; a stale page fails here."""
+    page = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    regenerate = ".venv/bin/python -m qa_bot.configdoc > docs/configuration.md"
+    assert page == reference(), f"docs/configuration.md is stale: {regenerate}"
+
+
+def test_every_setting_is_described() -> None:
+    for name, section in Settings.model_fields.items():
+        model = section.annotation
+        if name == "base_dir":
+            continue
+        assert model.__doc__ and model.__doc__.strip(), name
+        for key, field in model.model_fields.items():
+            assert field.description, f"{name}.{key} has no description"
+            assert f"| `{key}` |" in reference()
