@@ -391,11 +391,11 @@ def test_journals_list_recent_changes_and_forget_old_ones(tmp_path: Path) -> Non
     assert ingest([str(folder)], settings).ok
     store = open_store(settings)
     first = set(store.changed_since(before))
-    assert first == chroma_ids(settings) and {cid.split('::')[0] for cid in first} == {p.name for p in paths}
+    assert first == chroma_ids(settings) and {cid.split("::")[0] for cid in first} == {p.name for p in paths}
     paths[0].unlink()
     assert ingest([str(folder)], settings, prune=True).ok
     gone = set(store.deleted_since(before))
-    assert gone < first and {cid.split('::')[0] for cid in gone} == {paths[0].name}
+    assert gone < first and {cid.split("::")[0] for cid in gone} == {paths[0].name}
     assert set(store.changed_since(before)) == first - gone  # the write record left with the chunk
     assert store.changed_since(now_ms()) == {} and store.deleted_since(now_ms()) == []
 
