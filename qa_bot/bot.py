@@ -204,7 +204,7 @@ class QABot:
         """The passages the model is shown (:meth:`_shown`) and its messages.
 
         The left-out passages' share of the prompt is saved, not handed to the others: each
-        token of the prompt delays the first token of the answer (README "Passage margin").
+        token of the prompt delays the first token of the answer (docs/experiments/2026-11-28-passage-margin.md).
         """
         shown = self._shown(prepared, evidence)
         return shown, self._messages(question, q_vec, shown, history, self._share(len(prepared)))
@@ -280,7 +280,7 @@ class QABot:
         """Each passage's even share of generation.prompt_tokens.
 
         An even share, not one budget for all: giving the best passage more made the model
-        refuse more often, not answer better (README "Known limits").
+        refuse more often, not answer better (docs/experiments/2026-11-28-first-token-latency.md).
         """
         return max(40, int(self.generator.settings.prompt_tokens) // max(1, passages))
 

@@ -6,7 +6,7 @@ Usage::
     embedder = get_embedder(settings.embedding)
     vectors = embedder.embed(["first passage", "second passage"])   # 384-d unit vectors
 
-Precision (``embedding.backend``), measured on these 2 cores (see README, Results):
+Precision (``embedding.backend``), measured on these 2 cores (see docs/experiments/2026-11-27-first-figures.md):
 
 * ``torch-bf16``: the model's weights and activations in bfloat16. On CPUs with AMX or
   AVX512-BF16 (these machines have both) oneDNN runs it 2.2x faster than fp32, and the
@@ -18,7 +18,7 @@ Precision (``embedding.backend``), measured on these 2 cores (see README, Result
 
 bf16 and fp32 vectors are interchangeable, so a store records only whether its vectors
 are "full" precision or "int8" (see :func:`vector_kind`); the ONNX route was measured
-too and was slower than torch here (see README).
+too and was slower than torch here (see docs/experiments/2026-11-27-first-figures.md).
 """
 
 from __future__ import annotations

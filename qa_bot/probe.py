@@ -11,7 +11,7 @@ A logistic regression on one layer's output at the answerability check's last to
 state the model's yes/no is read from. Fitted by ``benchmarks/answerability_probe.py
 --write-probe`` on squad2, clapnq and ares-news (with gold-left-out news questions as
 unanswerable); cross-validated there it separated answerable from unanswerable questions
-better than P(yes) (README "Known limits"). A probe belongs to one model and one set of
+better than P(yes) (docs/experiments/2026-11-27-refusals.md). A probe belongs to one model and one set of
 weights: any other model falls back to P(yes).
 """
 
@@ -71,7 +71,8 @@ class LayerTap:
 
     Through ggml's eval callback, which llama-cpp-python does not expose: :meth:`installed`
     hands it to the context through llama.cpp's default context parameters. Asked only for
-    the wanted layers, the scheduler stops there and nowhere else (no measurable cost: README).
+    the wanted layers, the scheduler stops there and nowhere else (no measurable cost:
+    docs/experiments/2026-11-28-answerability-probe.md).
     """
 
     def __init__(self, layers: list[int] | tuple[int, ...]) -> None:

@@ -36,7 +36,7 @@ def test_small_squad2_eval_keeps_its_floors(tmp_path: Path) -> None:
     assert figures["questions"] == 10 and figures["unanswerable"] >= 3
     assert figures["recall@4"] >= 0.9  # measured 1.000 on this sample
     assert figures["refused_unanswerable"] >= 0.2  # measured 0.4 with SmolLM2-135M
-    assert figures["refused_answerable"] <= 0.6  # measured 0.4: SmolLM2 is weak, Qwen is measured in the README
+    assert figures["refused_answerable"] <= 0.6  # measured 0.4: SmolLM2 is weak, Qwen is measured in docs/benchmarks.md
     assert len(result["per_question"]["qa-bot"]) == 10
     # The run records the settings it ran with (rethreshold.py reads the threshold back).
     assert result["settings"]["answer"]["answerable_below"] == FAST_MODEL["answer"]["answerable_below"]
