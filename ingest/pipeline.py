@@ -30,12 +30,14 @@ from ingest.chunking import Chunk, chunk_text
 from ingest.loaders import is_url, load_sources, origin_of
 from qa_bot.embeddings import Embedder, get_embedder
 from qa_bot.lexical import LexicalSync
+from qa_bot.schema import ChunkMeta
 from qa_bot.settings import Settings, load_settings
 from qa_bot.store import (
     DocInfo,
     Store,
     StoreMismatchError,
     chunk_id,
+    collection_names,
     collection_signature,
     journal_names,
     make_client,
@@ -134,7 +136,7 @@ def _open(settings: Settings, embedder: Embedder, sources: list[str], reindex: b
         return Store(settings, client, signature), sources
     if not sources:
         sources = _recorded_origins(settings, client)
-    names = {c if isinstance(c, str) else c.name for c in client.list_collections()}
+    names = collection_names(client)
     for name in journal_names(settings.store.collection):
         if name in names:
             client.delete_collection(name)
@@ -148,7 +150,7 @@ def _recorded_origins(settings: Settings, client: Any) -> list[str]:
     except Exception:  # noqa: BLE001 - no collection: nothing recorded
         return []
     got = collection.get(include=["metadatas"])
-    return sorted({str(m.get("origin")) for m in got["metadatas"] or [] if m.get("origin")})
+    return sorted({o for m in got["metadatas"] or [] if (o := ChunkMeta.from_metadata(m).origin)})
 
 
 class _Writer:
@@ -270,24 +272,22 @@ def _too_big(article: Article, size: str, cap: int) -> Failure:
 
 
 def _metadata(article: Article, chunk: Chunk, n_chunks: int) -> dict[str, Any]:
-    meta: dict[str, Any] = {
-        "doc_id": article.doc_id,
-        "content_hash": article.content_hash,
-        "n_chunks": n_chunks,
-        "chunk_index": chunk.index,
-        "start": chunk.start,
-        "end": chunk.end,
-        "title": article.title,
-        "source": article.source,
-        "url": article.url,
-        "published": article.published,
-        "author": article.author,
-        "origin": article.origin,
-        "source_path": article.source_path,
-    }
-    if article.published_ts is not None:
-        meta["published_ts"] = article.published_ts  # numbers make $gte/$lte date ranges work
-    return meta
+    return ChunkMeta(
+        doc_id=article.doc_id,
+        content_hash=article.content_hash,
+        n_chunks=n_chunks,
+        chunk_index=chunk.index,
+        start=chunk.start,
+        end=chunk.end,
+        title=article.title,
+        source=article.source,
+        url=article.url,
+        published=article.published,
+        published_ts=article.published_ts,  # a number, so $gte/$lte date ranges work
+        author=article.author,
+        origin=article.origin,
+        source_path=article.source_path,
+    ).to_metadata()
 
 
 def _prune(

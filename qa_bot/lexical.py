@@ -15,7 +15,7 @@ archive's text in memory.
 
 How it stays consistent with Chroma, which remains the only record of what was ingested:
 
-* Every chunk carries the time it was written (``store.STAMP``). Every write leaves a record in
+* Every chunk carries the time it was written (``schema.STAMP``). Every write leaves a record in
   the journal ``<collection>-written`` and every deletion one in ``<collection>-deleted``, both
   *before* the chunks change; the journals keep ``store.tombstone_days`` of records.
 * The ingest that writes a batch applies it here right after Chroma (:meth:`LexicalSync.written`,
@@ -55,8 +55,9 @@ from pathlib import Path
 from typing import Any
 
 from qa_bot.results import Filters
+from qa_bot.schema import ChunkMeta
 from qa_bot.settings import RetrievalSettings, Settings
-from qa_bot.store import STAMP, Store, now_ms
+from qa_bot.store import Store, now_ms
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ def analyse(texts: list[str]) -> list[list[str]]:
 
 def index_text(text: str, meta: dict[str, Any]) -> str:
     """What BM25 sees of a chunk: its article's title, then its text."""
-    return f"{meta.get('title', '')}\n{text}"
+    return f"{ChunkMeta.from_metadata(meta).title}\n{text}"
 
 
 # ---------------------------------------------------------------- one index folder
@@ -173,11 +174,12 @@ class LexicalIndex:
         return {searcher.doc(address)["id"][0] for _, address in hits}
 
     def document(self, cid: str, meta: dict[str, Any], terms: list[str]) -> Any:
+        m = ChunkMeta.from_metadata(meta)
         return self._t.Document(
             id=cid,
-            source=str(meta.get("source", "")),
-            published_ts=int(meta.get("published_ts", -1)),
-            stamp=int(meta.get(STAMP, 0)),
+            source=m.source,
+            published_ts=-1 if m.published_ts is None else m.published_ts,
+            stamp=m.indexed_at,
             body=" ".join(terms),
         )
 

@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
 
+from qa_bot.schema import ChunkMeta
+
 
 @dataclass
 class Passage:
@@ -25,18 +27,19 @@ class Passage:
 
     @classmethod
     def from_chunk(cls, chunk_id: str, text: str, meta: dict[str, Any], score: float = 0.0) -> Passage:
+        m = ChunkMeta.from_metadata(meta)
         return cls(
             chunk_id=chunk_id,
-            doc_id=str(meta.get("doc_id", "")),
-            title=str(meta.get("title", "")),
-            source=str(meta.get("source", "")),
-            url=str(meta.get("url", "")),
-            published=str(meta.get("published", "")),
+            doc_id=m.doc_id,
+            title=m.title,
+            source=m.source,
+            url=m.url,
+            published=m.published,
             text=text,
-            start=int(meta.get("start", 0)),
-            end=int(meta.get("end", len(text))),
+            start=m.start,
+            end=m.end if m.end >= 0 else len(text),
             score=score,
-            author=str(meta.get("author", "")),
+            author=m.author,
         )
 
 

@@ -25,6 +25,7 @@ from typing import Any
 from qa_bot.embeddings import Embedder
 from qa_bot.lexical import LexicalSync, day_ts
 from qa_bot.results import Filters, Passage
+from qa_bot.schema import ChunkMeta
 from qa_bot.settings import RetrievalSettings
 from qa_bot.store import Store
 
@@ -132,17 +133,22 @@ class Retriever:
         filters: Filters | None = None,
         context: str = "",
         today: date | None = None,
+        vector: list[float] | None = None,
     ) -> list[Passage]:
-        """The ``k`` best passages for ``query``; ``context`` (earlier turns) widens recall."""
+        """The ``k`` best passages for ``query``; ``context`` (earlier turns) widens recall;
+        ``vector``, the query's embedding if the caller has made it already."""
         k = k or self.settings.k
         filters = filters or Filters()
         lexical = self.lexical()
         n = max(self.settings.candidates, k)
         found: dict[str, tuple[str, dict[str, Any]]] = {}
         lists: list[tuple[float, list[str]]] = []
-        queries = [(query, 1.0)] + ([(f"{context}\n{query}", self.settings.context_weight)] if context else [])
-        for text, weight in queries:
-            lists.append((weight * self.settings.dense_weight, self._dense(text, n, filters, found)))
+        queries = [(query, 1.0, vector)]
+        if context:
+            queries.append((f"{context}\n{query}", self.settings.context_weight, None))
+        for text, weight, known in queries:
+            dense_ids = self._dense(known or self.embedder.embed([text])[0], n, filters, found)
+            lists.append((weight * self.settings.dense_weight, dense_ids))
             lists.append((weight * self.settings.bm25_weight, [cid for cid, _ in lexical.search(text, n, filters)]))
         fused = _rrf(lists)
         # BM25 found only ids: their text comes from the store, which also drops any since deleted.
@@ -154,18 +160,11 @@ class Retriever:
         ranked = sorted(fused.items(), key=lambda kv: -kv[1])
         return _collapse(ranked, found, k)
 
-    def _dense(self, text: str, n: int, filters: Filters, found: dict[str, tuple[str, dict[str, Any]]]) -> list[str]:
-        vector = self.embedder.embed([text])[0]
-        got = self.store.collection.query(
-            query_embeddings=[vector],
-            n_results=n,
-            where=chroma_where(filters),
-            include=["documents", "metadatas"],
-        )
-        ids = list(got["ids"][0])
-        for cid, doc, meta in zip(ids, got["documents"][0], got["metadatas"][0], strict=True):
-            found[cid] = (doc or "", meta or {})
-        return ids
+    def _dense(self, vector: list[float], n: int, filters: Filters, found: Found) -> list[str]:
+        hits = self.store.nearest(vector, n, chroma_where(filters))
+        for cid, text, meta in hits:
+            found[cid] = (text, meta)
+        return [cid for cid, _, _ in hits]
 
 
 def _rrf(lists: list[tuple[float, list[str]]]) -> dict[str, float]:
@@ -180,7 +179,8 @@ Found = dict[str, tuple[str, dict[str, Any]]]  # chunk id -> (text, metadata)
 
 
 def _published(found: Found, cid: str) -> int:
-    return int(found[cid][1].get("published_ts", -1))
+    ts = ChunkMeta.from_metadata(found[cid][1]).published_ts
+    return -1 if ts is None else ts
 
 
 def _apply_time_cue(fused: dict[str, float], cue: TimeCue, found: Found, boost: float) -> dict[str, float]:

@@ -11,8 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from qa_bot.lexical import describe_index
+from qa_bot.schema import ChunkMeta
 from qa_bot.settings import Settings
-from qa_bot.store import collection_signature, make_client
+from qa_bot.store import collection_names, collection_signature, make_client, signature_differences
 from qa_bot.tuning import describe
 
 
@@ -24,7 +25,7 @@ def store_stats(settings: Settings, tune: bool = False) -> dict[str, Any]:
 
 def _store_counts(settings: Settings) -> dict[str, Any]:
     client = make_client(settings)
-    names = {c if isinstance(c, str) else c.name for c in client.list_collections()}
+    names = collection_names(client)
     where = settings.store.path if settings.store.mode == "embedded" else f"{settings.store.host}:{settings.store.port}"
     base: dict[str, Any] = {"store": f"{settings.store.mode} {where}", "collection": settings.store.collection}
     if settings.store.collection not in names:
@@ -37,13 +38,13 @@ def _store_counts(settings: Settings) -> dict[str, Any]:
             "embedding model": settings.embedding.model,
         }
     collection = client.get_collection(settings.store.collection, embedding_function=None)
-    metas = collection.get(include=["metadatas"])["metadatas"] or []
-    docs = {m.get("doc_id") for m in metas}
-    sources = {m.get("source") for m in metas if m.get("source")}
-    dates = [str(m["published"]) for m in metas if m.get("published")]
+    metas = [ChunkMeta.from_metadata(m) for m in collection.get(include=["metadatas"])["metadatas"] or []]
+    docs = {m.doc_id for m in metas}
+    sources = {m.source for m in metas if m.source}
+    dates = [m.published for m in metas if m.published]
     info = collection.metadata or {}
     wanted = collection_signature(settings, int(info.get("embedding_dim", 0)))
-    same = all(info.get(k) == v for k, v in wanted.items())
+    same = not signature_differences(info, wanted)
     note = "" if same else "  (differs from config: run qa-bot ingest --reindex)"
     return {
         **base,

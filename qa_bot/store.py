@@ -32,14 +32,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qa_bot.embeddings import vector_kind
+from qa_bot.schema import STAMP, ChunkMeta
 from qa_bot.settings import Settings
+from qa_bot.text import SPLITTER_VERSION
 
 SCHEMA_VERSION = 1
 log = logging.getLogger(__name__)
 
-# Metadata key: when the chunk was written, in ms since the epoch by the writer's clock. Every
-# process's BM25 index catches up by what is newer than its last catch-up (qa_bot.lexical).
-STAMP = "indexed_at"
 # Metadata key of a deletion record, in the collection "<collection>-deleted".
 DELETED_AT = "deleted_at"
 # The journals beside a collection: what was deleted, and what was written, each with its time.
@@ -138,6 +137,10 @@ def chunk_id(doc_id: str, content_hash: str, index: int) -> str:
     return f"{chunk_prefix(doc_id, content_hash)}{index:05d}"
 
 
+# Signature keys added after stores existed, with the value those stores were built with.
+_RECORDED_SINCE = {"splitter": 1}
+
+
 def collection_signature(settings: Settings, dimension: int) -> dict[str, Any]:
     c = settings.chunking
     return {
@@ -149,7 +152,23 @@ def collection_signature(settings: Settings, dimension: int) -> dict[str, Any]:
             {"max_tokens": c.max_tokens, "overlap_tokens": c.overlap_tokens, "title": c.title_in_embedding},
             sort_keys=True,
         ),
+        "splitter": SPLITTER_VERSION,
     }
+
+
+def collection_names(client: Any) -> set[str]:
+    """The names of the collections a Chroma client sees (older clients list objects, newer names)."""
+    return {c if isinstance(c, str) else c.name for c in client.list_collections()}
+
+
+def signature_differences(found: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
+    """How a collection's recorded signature differs from the settings', one phrase per key."""
+    found = {**_RECORDED_SINCE, **found}
+    return [
+        f"{key} is {found.get(key)!r} in the store but {want!r} in the settings"
+        for key, want in wanted.items()
+        if found.get(key) != want
+    ]
 
 
 def make_client(settings: Settings) -> Any:
@@ -254,7 +273,7 @@ class Store:
         return existing
 
     def _names(self) -> set[str]:
-        return {c if isinstance(c, str) else c.name for c in self.client.list_collections()}
+        return collection_names(self.client)
 
     def _existing(self) -> Any | None:
         if self.name not in self._names():
@@ -262,11 +281,7 @@ class Store:
         return self.client.get_collection(self.name, embedding_function=None)
 
     def _check(self, found: dict[str, Any]) -> None:
-        diffs = [
-            f"{key} is {found.get(key)!r} in the store but {want!r} in the settings"
-            for key, want in self.signature.items()
-            if found.get(key) != want
-        ]
+        diffs = signature_differences(found, self.signature)
         if diffs:
             raise StoreMismatchError(
                 f"collection '{self.name}' was built with other settings: {'; '.join(diffs)}. "
@@ -344,6 +359,18 @@ class Store:
             return {}
         got = self.collection.get(where={key: {"$in": list(values)}}, include=["metadatas"])
         return _doc_infos(zip(got["ids"], got["metadatas"] or [], strict=True))
+
+    def nearest(
+        self, vector: list[float], n: int, where: dict[str, Any] | None
+    ) -> list[tuple[str, str, dict[str, Any]]]:
+        """(chunk id, text, metadata) of the ``n`` chunks nearest ``vector`` that match ``where``."""
+        got = self.collection.query(
+            query_embeddings=[vector], n_results=n, where=where, include=["documents", "metadatas"]
+        )
+        return [
+            (cid, doc or "", meta or {})
+            for cid, doc, meta in zip(got["ids"][0], got["documents"][0], got["metadatas"][0], strict=True)
+        ]
 
     def changed_since(self, stamp: int) -> dict[str, int]:
         """{chunk id: its write stamp} of every chunk written after ``stamp`` (ms), from the journal.
@@ -477,19 +504,19 @@ class Store:
 def _doc_infos(rows: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, DocInfo]:
     docs: dict[str, DocInfo] = {}
     for cid, meta in rows:
-        doc_id = str(meta.get("doc_id", ""))
-        info = docs.get(doc_id)
+        m = ChunkMeta.from_metadata(meta)
+        info = docs.get(m.doc_id)
         if info is None:
-            info = docs[doc_id] = DocInfo(
-                doc_id=doc_id,
-                content_hash=str(meta.get("content_hash", "")),
-                origin=str(meta.get("origin", "")),
-                source_path=str(meta.get("source_path", "")),
-                title=str(meta.get("title", "")),
-                source=str(meta.get("source", "")),
-                published=str(meta.get("published", "")),
+            info = docs[m.doc_id] = DocInfo(
+                doc_id=m.doc_id,
+                content_hash=m.content_hash,
+                origin=m.origin,
+                source_path=m.source_path,
+                title=m.title,
+                source=m.source,
+                published=m.published,
             )
-        info.chunks[cid] = int(meta.get("n_chunks", 0))
+        info.chunks[cid] = m.n_chunks
     return docs
 
 

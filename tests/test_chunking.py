@@ -1,13 +1,21 @@
+import hashlib
 import itertools
+import json
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
+import pytest
+
+from ingest import ingest
 from ingest.chunking import chunk_text
+from qa_bot import store as store_module
 from qa_bot.embeddings import get_embedder
 from qa_bot.settings import EmbeddingSettings
-from qa_bot.text import split_sentences
-from tests.conftest import SAMPLE
+from qa_bot.store import StoreMismatchError, open_store
+from qa_bot.text import SPLITTER_VERSION, split_sentences
+from tests.conftest import ROOT, SAMPLE, make_settings
 
 
 def embedder():
@@ -77,3 +85,31 @@ def test_counting_tokens_while_another_thread_embeds_breaks_neither() -> None:
         t.join()
     assert errors == []
     assert e.count_tokens(texts)[1] == 1
+
+
+# The sentence spans of the sample article and the 60 test articles, hashed. A change to
+# qa_bot/text.py that moves any span changes how articles are chunked: raise SPLITTER_VERSION
+# (stores built before then ask for `qa-bot ingest --reindex`) and record the new fingerprint.
+SPLITTER_FINGERPRINT = {1: "d838c11d8583af85"}
+
+
+def test_a_change_to_the_splitter_needs_a_new_splitter_version() -> None:
+    texts = [SAMPLE.read_text()]
+    texts += [json.loads(line)["text"] for line in (ROOT / "tests" / "data" / "ares-60.jsonl").read_text().splitlines()]
+    digest = hashlib.sha256()
+    for text in texts:
+        for span in split_sentences(text):
+            digest.update(f"{span.start}:{span.end};".encode())
+    assert SPLITTER_FINGERPRINT.get(SPLITTER_VERSION) == digest.hexdigest()[:16], (
+        "split_sentences cuts text differently: raise qa_bot.text.SPLITTER_VERSION and record the new fingerprint"
+    )
+
+
+def test_a_store_chunked_by_another_splitter_asks_for_a_rebuild(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings(tmp_path / "store")
+    assert ingest([str(SAMPLE)], settings).ok
+    monkeypatch.setattr(store_module, "SPLITTER_VERSION", SPLITTER_VERSION + 1)
+    with pytest.raises(StoreMismatchError, match=r"splitter is 1 in the store but 2 in the settings.*--reindex"):
+        open_store(settings)
