@@ -8,8 +8,9 @@ Usage::
     print(answer.text, [c.quote for c in answer.citations])
 """
 
-from qa_bot.bot import REFUSAL, QABot, QuestionError
+from qa_bot.bot import QABot, QuestionError
 from qa_bot.generation import GenerationError
+from qa_bot.prompts import REFUSAL
 from qa_bot.results import Answer, Citation, EarlyAnswer, Filters, Passage
 from qa_bot.settings import Settings, SettingsError, load_settings
 

@@ -60,6 +60,18 @@ def looks_like_refusal(text: str) -> bool:
     return bool(REFUSAL_PATTERNS.search(text[:400]))
 
 
+def support(vectors: np.ndarray, words: list[set[str]], vector: np.ndarray, claim_words: set[str]) -> np.ndarray:
+    """How well each sentence (its unit vector and content words) supports a claim or matches a
+    question: 0.5 x cosine + 0.5 x the share of the claim's content words it has, in [0, 1].
+
+    The one scale of the bot: evidence (a question against passage sentences), support (an
+    answer sentence against them) and the quoted early answer all read it.
+    """
+    cosine = vectors @ vector
+    recall = np.array([len(claim_words & w) / len(claim_words) if claim_words else 0.0 for w in words])
+    return 0.5 * cosine + 0.5 * recall
+
+
 @dataclass
 class PassageSentences:
     """A passage's sentences with their embeddings and content words."""
@@ -76,7 +88,7 @@ class PassageSentences:
 
 
 class SupportScorer:
-    """How well a claim is supported by a sentence: 0.5 cosine + 0.5 content-word recall."""
+    """Passages split into sentences with their vectors, and claims scored against them (:func:`support`)."""
 
     def __init__(self, embedder: Embedder) -> None:
         self.embedder = embedder
@@ -105,9 +117,7 @@ class SupportScorer:
             stated = digit_figures(claim)
             row = []
             for ps in prepared:
-                cos = ps.vectors @ vector
-                lexical = np.array([len(words & w) / len(words) if words else 0.0 for w in ps.words])
-                combined = 0.5 * cos + 0.5 * lexical
+                combined = support(ps.vectors, ps.words, vector, words)
                 best = int(np.argmax(combined))
                 # A figure the passage never states is not supported by it, however alike the words
                 # are: "4,000 visitors" against "forty thousand visitors" scores 0.9 by words alone.
@@ -191,10 +201,8 @@ def extractive_answer(
     q_words = set(content_words(question))
     ranked: list[tuple[float, int, int]] = []
     for n, ps in enumerate(prepared):
-        cos = ps.vectors @ q_vec
-        for j in range(len(ps.spans)):
-            lexical = len(q_words & ps.words[j]) / len(q_words) if q_words else 0.0
-            ranked.append((0.5 * float(cos[j]) + 0.5 * lexical, n, j))
+        matches = support(ps.vectors, ps.words, q_vec, q_words)
+        ranked += [(float(matches[j]), n, j) for j in range(len(ps.spans))]
     ranked.sort(reverse=True)
     chosen = ranked[:max_sentences]
     parts = [_attach(prepared[n].sentence(j), f"[{n + 1}]") for _, n, j in chosen]

@@ -9,9 +9,10 @@ Usage::
 
 A logistic regression on one layer's output at the answerability check's last token, the
 state the model's yes/no is read from. Fitted by ``benchmarks/answerability_probe.py
---write-probe`` on squad2, clapnq and ares-news (with gold-left-out news questions as
-unanswerable); cross-validated there it separated answerable from unanswerable questions
-better than P(yes) (docs/experiments/2026-11-27-refusals.md). A probe belongs to one model and one set of
+--write-probe`` (a study script, removed on 2026-12-02; read it at 7a479f9) on squad2, clapnq and
+ares-news (with gold-left-out news questions as unanswerable); cross-validated there it separated
+answerable from unanswerable questions better than P(yes) (docs/experiments/2026-11-27-refusals.md).
+A probe belongs to one model and one set of
 weights: any other model falls back to P(yes).
 """
 

@@ -185,7 +185,7 @@ class RetrievalSettings(_Section):
     )
 
 
-# generation.weights: how a bundled Qwen model's weights are run (qa_bot.generation.requantized).
+# generation.weights: how a bundled Qwen model's weights are run (qa_bot.models.requantized).
 Weights = Literal["auto", "q4_0", "q8_0", "as-shipped"]
 WEIGHTS: tuple[str, ...] = get_args(Weights)
 ModelName = Literal["auto", "qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b", "smollm2-135m"]

@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
 
+from qa_bot.models import model_file
 from qa_bot.settings import AUTO, GenerationSettings
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ FIRST_TOKEN_LIMIT = 6.0
 BUDGETS = (350, 340, 330, 320, 310, 300)
 # Prompt tokens a question makes the model read per token of passage budget: its passages with
 # their headers, the question and the answerability line (the system prompt stays in the KV
-# cache). Measured with benchmarks/answer_latency.py over the sample article: 306 tokens a
+# cache). Measured with benchmarks.answer_latency over the sample article: 306 tokens a
 # question at a budget of 300 (2026-12-02); fewer where the passage margin leaves passages out.
 TOKENS_PER_BUDGET = 0.95
 # The bot's own work before the model starts: retrieval, sentence embedding, evidence.
@@ -278,8 +279,6 @@ class SpeedCache:
         with no ``measure``, what is missing raises :class:`NotMeasuredError`."""
 
         def speed(model: str, weights: str, threads: int) -> Speed:
-            from qa_bot.generation import model_file
-
             key = speed_key(g, model, weights, threads)
             with _cache_lock:
                 known = self.read()

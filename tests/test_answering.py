@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 
 from ingest import ingest
-from qa_bot import REFUSAL, Answer, EarlyAnswer, GenerationError, QABot, QuestionError
-from qa_bot.bot import ANSWERABLE_CHECK, EMPTY_STORE, with_line
+from qa_bot import REFUSAL, Answer, EarlyAnswer, GenerationError, Passage, QABot, QuestionError
 from qa_bot.citations import strip_citations
-from qa_bot.generation import smollm2_file
+from qa_bot.models import smollm2_file
+from qa_bot.prompts import ANSWERABLE_CHECK, EMPTY_STORE, with_line
 from qa_bot.settings import Settings
 from tests.conftest import DATA, FAST_MODEL, ROOT, SAMPLE, free_port, make_settings
 
@@ -177,24 +177,29 @@ def test_follow_up_is_retrieved_with_the_conversation(bot: QABot) -> None:
     answer = bot.ask(follow_up, history=history)
     check_invariants(answer)
     # The earlier question is named in the follow-up's own line, not replayed as a chat turn
-    # (the default model then answered the earlier question again: benchmarks/follow_ups.py).
-    q_vec = np.asarray(bot.embedder.embed([follow_up])[0])
-    prepared = bot.scorer.prepare(answer.passages)
-    messages = bot._messages(follow_up, q_vec, prepared, history)
+    # (the default model then answered the earlier question again; benchmarks/follow_ups.py at 4c85603).
+    messages = prompt_for(bot, follow_up, answer.passages, history)
     assert [m["role"] for m in messages] == ["system", "user"]
     assert messages[-1]["content"].endswith(f'Question (it follows "{history[0][0]}"): {follow_up}')
     long_earlier = [("why " * 2_500, "An answer.")]
-    assert (
-        len(bot._messages(follow_up, q_vec, prepared, long_earlier)[-1]["content"]) < len(messages[-1]["content"]) + 300
-    )
+    longer = prompt_for(bot, follow_up, answer.passages, long_earlier)
+    assert len(longer[-1]["content"]) < len(messages[-1]["content"]) + 300
+
+
+def prompt_for(
+    bot: QABot, question: str, passages: list[Passage], history: list[tuple[str, str]] | None = None
+) -> list[dict[str, str]]:
+    """The prompt the bot's stages build for these passages, every one of them shown."""
+    vector = bot.embed_question(question)
+    evidence = bot.weigh_evidence(question, vector, passages)
+    return bot.build_prompt(question, vector, evidence, evidence.passages, history)
 
 
 def test_prompt_injection_in_an_article_changes_nothing(bot: QABot) -> None:
     answer = bot.ask("What was the weather in Sochi during the forum?")
     assert any(p.doc_id == "sochi-weather" for p in answer.passages)
     question = "What was the weather in Sochi during the forum?"
-    q_vec = bot.embedder.embed([question])[0]
-    messages = bot._messages(question, np.asarray(q_vec), bot.scorer.prepare(answer.passages), None)
+    messages = prompt_for(bot, question, answer.passages)
     assert "BANANAS" not in messages[-1]["content"] and "mild" in messages[-1]["content"]
     assert "BANANAS" not in answer.text and "Trump lost" not in answer.text
     assert all("Ignore your previous" not in c.quote for c in answer.citations)
@@ -204,24 +209,27 @@ def test_prompt_injection_in_an_article_changes_nothing(bot: QABot) -> None:
 def test_passages_far_below_the_best_are_left_out_of_the_prompt(store_path: Path) -> None:
     question = "Where did the lunar probe go to search for water ice?"
     bot = QABot(llm_settings(store_path, passage_margin=0.05))
-    retrieved = bot.retrieve(question)
-    prepared = bot.scorer.prepare(retrieved)
-    q_vec = np.asarray(bot.embedder.embed([question])[0], dtype=np.float32)
-    evidence = bot._evidence(question, q_vec, prepared)
+    q_vec = bot.embed_question(question)
+    retrieved = bot.retrieve(question, vector=q_vec)
+    weighed = bot.weigh_evidence(question, q_vec, retrieved)
+    evidence = weighed.scores
     top = retrieved[int(np.argmax(evidence))].doc_id
     near = [
         p.chunk_id for p, e in zip(retrieved, evidence, strict=True) if e >= max(evidence) - 0.05 or p.doc_id == top
     ]
     assert len(retrieved) == 4 and 1 <= len(near) < 4, evidence  # the margin must leave something out
-    shown, messages = bot._prompt(question, q_vec, prepared, evidence, None)
+    shown = bot.select_passages(weighed)
+    messages = bot.build_prompt(question, q_vec, weighed, shown)
     assert [ps.passage.chunk_id for ps in shown] == near
     short = messages[-1]["content"]
     assert f"[{len(near)}]" in short and f"[{len(near) + 1}]" not in short
     # The left-out passages' share is saved, not handed to the others.
-    _, every = QABot(llm_settings(store_path))._prompt(question, q_vec, prepared, evidence, None)
+    every_bot = QABot(llm_settings(store_path))
+    every = every_bot.build_prompt(question, q_vec, weighed, every_bot.select_passages(weighed))
     full = every[-1]["content"]
     assert len(short) < len(full)
-    assert all(text in short and text in full for text in bot._passage_texts(shown, q_vec, bot._share(4)))
+    share = int(bot.generator.settings.prompt_tokens) // 4
+    assert all(text in short and text in full for text in (bot.passage_text(ps, q_vec, share) for ps in shown))
     answer = bot.ask(question)
     if not answer.refused:  # the answer's passages are the ones the model saw, numbered as it saw them
         assert [p.chunk_id for p in answer.passages] == near
@@ -237,9 +245,7 @@ def with_check(store_path: Path, threshold: float) -> QABot:
 def test_answerability_check_reads_the_model_and_shares_its_cache(store_path: Path) -> None:
     bot = with_check(store_path, 0.001)  # runs the check; SmolLM2's readings (0.1-0.2) never fall below
     question = "Why did Putin praise Trump?"
-    passages = bot.retrieve(question)
-    q_vec = np.asarray(bot.embedder.embed([question])[0])
-    messages = bot._messages(question, q_vec, bot.scorer.prepare(passages), None)
+    messages = prompt_for(bot, question, bot.retrieve(question))
     llm = bot.generator.llm
     evaluated: list[int] = []
     real_eval = llm.eval
@@ -379,7 +385,8 @@ def test_default_model_answers_with_a_true_citation(store_path: Path) -> None:
 
 def test_requantized_weights_are_made_once_and_answer(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """generation.weights' conversion, on the small model: made once, said, loadable, and it answers."""
-    from qa_bot.generation import get_generator, requantized
+    from qa_bot.generation import get_generator
+    from qa_bot.models import requantized
 
     source = smollm2_file()
     target = tmp_path / "smollm2.as-q8_0.gguf"

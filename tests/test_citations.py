@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from qa_bot.citations import SupportScorer, extractive_answer, looks_like_refusal, verify_citations
@@ -124,3 +125,49 @@ def test_yes_share_of_first_token_candidates() -> None:
     assert _yes_share({"Yes": 0.3, " yes": 0.1, "No": 0.1, "The": 0.5}) == pytest.approx(0.8)
     assert _yes_share({" NO": 0.2, "Maybe": 0.8}) == 0.0
     assert _yes_share({"Sure": 1.0}) is None  # neither word: no reading, not a refusal
+
+
+def test_decide_is_the_one_refusal_rule() -> None:
+    """The decision stage, a pure function of the scores and the settings."""
+    from qa_bot.bot import decide, strong
+    from qa_bot.settings import AnswerSettings
+
+    a = AnswerSettings(refuse_below=0.35, probe_below=0.28, probe_overrides=0.55, strong_evidence=0.8)
+    weak, fine = {"evidence": 0.2}, {"evidence": 0.6}
+    # Before the model is asked: only weak evidence without a probe is refused at once.
+    assert decide(weak, a, 0.4, has_probe=False, judged=False) == "refuse"
+    assert decide(weak, a, 0.4, has_probe=True, judged=False) == "judge"
+    assert decide(fine, a, 0.4, has_probe=False, judged=False) == "judge"
+    # After: the probe decides where there is one, else P(yes); weak evidence needs a sure probe.
+    assert decide({**fine, "answerable": 0.3}, a, 0.4, has_probe=False, judged=True) == "refuse"
+    assert decide({**fine, "answerable": 0.5}, a, 0.4, has_probe=False, judged=True) == "answer"
+    assert decide({**fine, "answerable": 0.1, "probe": 0.3}, a, 0.4, has_probe=True, judged=True) == "answer"
+    assert decide({**fine, "probe": 0.2}, a, 0.4, has_probe=True, judged=True) == "refuse"
+    assert decide({**weak, "probe": 0.5}, a, 0.4, has_probe=True, judged=True) == "refuse"
+    assert decide({**weak, "probe": 0.6}, a, 0.4, has_probe=True, judged=True) == "answer"
+    # The check turned off (yes_below 0): nothing read, strong enough evidence answers.
+    assert decide(fine, a, 0.0, has_probe=False, judged=True) == "answer"
+    assert decide(weak, a, 0.0, has_probe=True, judged=True) == "refuse"
+    assert strong({"evidence": 0.85}, a) and strong({"evidence": 0.4, "probe": 0.6}, a) and not strong(fine, a)
+
+
+def test_support_is_half_cosine_half_recall() -> None:
+    from qa_bot.citations import support
+
+    vectors = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
+    got = support(
+        vectors, [{"bank", "rates"}, set()], np.array([1.0, 0.0], dtype=np.float32), {"bank", "rates", "june"}
+    )
+    assert got.tolist() == pytest.approx([0.5 * 1.0 + 0.5 * 2 / 3, 0.0])
+
+
+def test_chunk_metadata_round_trips_and_reads_old_chunks() -> None:
+    from qa_bot.schema import STAMP, ChunkMeta
+
+    meta = ChunkMeta(doc_id="a.txt", content_hash="h", n_chunks=2, chunk_index=1, start=5, end=9, published_ts=19000)
+    written = meta.to_metadata()
+    assert STAMP not in written and written["published_ts"] == 19000
+    assert ChunkMeta.from_metadata({**written, STAMP: 7}) == ChunkMeta(**{**meta.__dict__, "indexed_at": 7})
+    assert "published_ts" not in ChunkMeta(doc_id="b").to_metadata()  # undated: no number to filter on
+    old = ChunkMeta.from_metadata({"doc_id": "c", "title": "T"})  # written before a key existed
+    assert (old.doc_id, old.title, old.end, old.published_ts, old.n_chunks) == ("c", "T", -1, None, 0)

@@ -13,8 +13,8 @@ import pytest
 
 from qa_bot import REFUSAL, EarlyAnswer, QABot
 from qa_bot import generation as generation_module
-from qa_bot.bot import ANSWERABLE_CHECK, with_line
 from qa_bot.probe import PROBES, Probe, shipped_probe
+from qa_bot.prompts import ANSWERABLE_CHECK, with_line
 from tests.conftest import FAST_MODEL, make_settings
 from tests.test_answering import store_path  # noqa: F401 - the module's ingested store fixture
 
@@ -58,8 +58,9 @@ def test_the_probe_reads_llama_cpps_hidden_state(
 ) -> None:
     direction = np.full(SMOLLM2_WIDTH, 1e-3)  # small: the reading stays off the sigmoid's flat ends
     bot = bot_with_probe(store_path, probe_file(tmp_path, 0.0, direction), monkeypatch)
-    q_vec = np.asarray(bot.embedder.embed([QUESTION])[0])
-    prompt = bot._messages(QUESTION, q_vec, bot.scorer.prepare(bot.retrieve(QUESTION)), None)
+    vector = bot.embed_question(QUESTION)
+    evidence = bot.weigh_evidence(QUESTION, vector, bot.retrieve(QUESTION, vector=vector))
+    prompt = bot.build_prompt(QUESTION, vector, evidence, evidence.passages)
     first = bot.generator.judge(with_line(prompt, ANSWERABLE_CHECK))
     again = bot.generator.judge(with_line(prompt, ANSWERABLE_CHECK))
     other = bot.generator.judge(with_line(prompt, "\n\nIs this about sport? Yes or no."))

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from qa_bot import tuning
-from qa_bot.generation import get_generator, smollm2_file
+from qa_bot.generation import get_generator
+from qa_bot.models import smollm2_file
 from qa_bot.settings import GenerationSettings
 from qa_bot.tuning import BIG, BUDGETS, SMALL, Speed, SpeedCache, expected_first_token, pick, tune
 

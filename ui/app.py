@@ -37,9 +37,9 @@ from gradio.utils import get_upload_folder as gradio_upload_folder
 from ingest import ingest
 from ingest.loaders import SUPPORTED
 from qa_bot import REFUSAL, Answer, Citation, EarlyAnswer, QABot, QuestionError
-from qa_bot.bot import EMPTY_STORE
 from qa_bot.embeddings import EmbeddingError
 from qa_bot.generation import GenerationError
+from qa_bot.prompts import EMPTY_STORE
 from qa_bot.settings import Settings
 from qa_bot.store import StoreError, describe_failure
 from qa_bot.tuning import describe

@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from evaluation import eval_bot, load_questions
 from qa_bot import QABot
 from qa_bot import generation as generation_module
-from qa_bot.bot import ANSWERABLE_CHECK, with_line
 from qa_bot.probe import shipped_probe
+from qa_bot.prompts import ANSWERABLE_CHECK, with_line
 from qa_bot.settings import load_settings
-from ui.evaluate import eval_bot, load_questions
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,11 +48,10 @@ def main() -> None:
                 bots[weights] = QABot(bot.settings.model_copy(update={"generation": g}))
             reader = bots["q8_0"]
             for q in load_questions(folder, args.limit):
-                question = q["question"]
-                prepared = reader.scorer.prepare(reader.retriever.search(question))
-                q_vec = np.asarray(reader.embedder.embed([question]), dtype=np.float32)[0]
-                evidence = reader._evidence(question, q_vec, prepared)
-                _, messages = reader._prompt(question, q_vec, prepared, evidence, None)
+                question = reader.check_question(q["question"])
+                vector = reader.embed_question(question)
+                evidence = reader.weigh_evidence(question, vector, reader.retrieve(question, vector=vector))
+                messages = reader.build_prompt(question, vector, evidence, reader.select_passages(evidence))
                 check = with_line(messages, ANSWERABLE_CHECK)
                 readings = {w: b.generator.judge(check).probe for w, b in bots.items()}
                 rows.append((name, q["answerable"], readings["q8_0"], readings["as-shipped"]))
