@@ -37,19 +37,22 @@ run: install
 	$(VENV)/bin/qa-bot serve
 
 test: install
-	$(VENV)/bin/ruff check qa_bot ingest ui tests benchmarks
+	$(VENV)/bin/ruff check qa_bot ingest evaluation ui tests benchmarks
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -q
 
+# make bench: every maintained benchmark, each run as a module (figures: docs/benchmarks.md).
 bench: install
-	$(PY) benchmarks/ingest_speed.py
-	$(PY) benchmarks/retrieval_recall.py
-	$(PY) benchmarks/query_latency.py
-	$(PY) benchmarks/llm_speed.py
-	$(PY) benchmarks/answer_latency.py
-	$(PY) benchmarks/serve_memory.py
+	$(PY) -m benchmarks.ingest_speed
+	$(PY) -m benchmarks.retrieval_recall
+	$(PY) -m benchmarks.query_latency
+	$(PY) -m benchmarks.archive_scale --sizes 100000 --engine new
+	$(PY) -m benchmarks.llm_speed
+	$(PY) -m benchmarks.answer_latency
+	$(PY) -m benchmarks.serve_memory
 	$(PY) -m benchmarks.profiles
 	$(PY) -m benchmarks.security
+	$(PY) -m benchmarks.screenshot
 
 clean:
 	rm -rf $(VENV) var

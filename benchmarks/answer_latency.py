@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/answer_latency.py [--rounds 2] [--weights as-shipped]
+    .venv/bin/python -m benchmarks.answer_latency [--rounds 2] [--weights as-shipped]
 
 Ingests the sample article into a temporary store, asks one warm-up question, then asks the
 same six questions ``--rounds`` times and prints the medians of each step's time from
@@ -17,18 +17,16 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from benchmarks.llm_speed import bench_settings, build_features
+from ingest.pipeline import ingest
+from qa_bot import QABot
+from qa_bot.settings import WEIGHTS
 
-from benchmarks.llm_speed import bench_settings, build_features  # noqa: E402
-from ingest.pipeline import ingest  # noqa: E402
-from qa_bot import QABot  # noqa: E402
-from qa_bot.settings import WEIGHTS  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 QUESTIONS = [
     "Why did Putin praise Trump?",

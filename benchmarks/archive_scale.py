@@ -5,8 +5,8 @@ Usage::
     .venv/bin/python -m benchmarks.archive_scale [--sizes 100000 1000000] [--engine new legacy]
         [--queries 200] [--skip-serve] [--json var/bench/archive-scale.json]
 
-The archive is built from the real chunks of the three eval sets, as benchmarks/query_latency.py
-builds its corpus (ingest them first with benchmarks/retrieval_recall.py), written through
+The archive is built from the real chunks of the three eval sets, as benchmarks.query_latency
+builds its corpus (ingest them first with benchmarks.retrieval_recall), written through
 ``Store.upsert`` into ``var/bench/archive-<size>`` and kept for the next run. Each figure is the
 whole ``Retriever.search`` (query embedding, Chroma, BM25, fusion, collapse) on real eval questions.
 

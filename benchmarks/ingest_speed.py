@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/ingest_speed.py [--corpus ../shared/eval/ares-news/corpus.jsonl] [--no-langchain]
+    .venv/bin/python -m benchmarks.ingest_speed [--corpus ../shared/eval/ares-news/corpus.jsonl] [--no-langchain]
 
 Prints, from one run on a fresh temporary store:
   * qa-bot ingest: chunks/s (load + chunk + embed + write, everything a user waits for);
@@ -17,18 +17,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from ingest import ingest
+from qa_bot.embeddings import get_embedder, resolve_model_path
+from qa_bot.settings import load_settings
+from qa_bot.store import open_store
 
-from ingest import ingest  # noqa: E402
-from qa_bot.embeddings import get_embedder, resolve_model_path  # noqa: E402
-from qa_bot.settings import load_settings  # noqa: E402
-from qa_bot.store import open_store  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 DEFAULT_CORPUS = ROOT.parent / "shared" / "eval" / "ares-news" / "corpus.jsonl"
 

@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/llm_speed.py [--runs 3] [--prompt-chars 1800] [--weights as-shipped]
+    .venv/bin/python -m benchmarks.llm_speed [--runs 3] [--prompt-chars 1800] [--weights as-shipped]
 
 Each run clears the KV cache, evaluates the opening of the sample article as one prompt
 (timed: prompt tokens/s), then generates up to 40 tokens from it (timed: generated tokens/s).
@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from qa_bot.generation import get_generator
+from qa_bot.settings import WEIGHTS, Settings, load_settings
+from qa_bot.tuning import llama_features
 
-from qa_bot.generation import get_generator  # noqa: E402
-from qa_bot.settings import WEIGHTS, Settings, load_settings  # noqa: E402
-from qa_bot.tuning import llama_features  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def bench_settings(weights: str | None) -> Settings:

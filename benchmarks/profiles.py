@@ -21,10 +21,10 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from evaluation import eval_bot, evaluate_bot, load_questions, summarise
 from qa_bot import QABot
 from qa_bot.settings import load_settings
 from qa_bot.tuning import BIG, SMALL, machine, tune
-from ui.evaluate import eval_bot, evaluate_bot, load_questions, summarise
 
 ROOT = Path(__file__).resolve().parent.parent
 EVAL = ROOT.parent / "shared" / "eval"

@@ -2,10 +2,10 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/query_latency.py [--sizes 10000 100000] [--queries 200]
+    .venv/bin/python -m benchmarks.query_latency [--sizes 10000 100000] [--queries 200]
 
 The corpus is built from the real chunks of the three eval sets (ingest them first with
-benchmarks/retrieval_recall.py): each copy of a chunk gets a marker appended to its text and
+benchmarks.retrieval_recall): each copy of a chunk gets a marker appended to its text and
 a small random change to its vector (renormalised), and a doc id of its own. Chunks are
 written straight into a collection with qa-bot's signature, so no re-embedding is needed.
 Queries are real eval questions; each timed search is the whole ``Retriever.search``:
@@ -17,20 +17,18 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from qa_bot.embeddings import get_embedder
+from qa_bot.retrieval import Retriever
+from qa_bot.settings import load_settings
+from qa_bot.store import open_store
 
-from qa_bot.embeddings import get_embedder  # noqa: E402
-from qa_bot.retrieval import Retriever  # noqa: E402
-from qa_bot.settings import load_settings  # noqa: E402
-from qa_bot.store import open_store  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 SETS = ["ares-news", "clapnq", "squad2"]
 EVAL = ROOT.parent / "shared" / "eval"

@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/retrieval_recall.py [--sets ares-news squad2 clapnq] [--max-tokens 200]
+    .venv/bin/python -m benchmarks.retrieval_recall [--sets ares-news squad2 clapnq] [--max-tokens 200]
         [--grid]      # also try fusion weights
 
 Each corpus is ingested once per chunking setting into var/bench/<set>-<setting> (kept, so
@@ -14,18 +14,16 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from ingest import ingest
+from qa_bot.embeddings import get_embedder
+from qa_bot.retrieval import Retriever
+from qa_bot.settings import load_settings
+from qa_bot.store import open_store
 
-from ingest import ingest  # noqa: E402
-from qa_bot.embeddings import get_embedder  # noqa: E402
-from qa_bot.retrieval import Retriever  # noqa: E402
-from qa_bot.settings import load_settings  # noqa: E402
-from qa_bot.store import open_store  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 EVAL = ROOT.parent / "shared" / "eval"
 

@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/screenshot.py [--out docs/screenshot.png]
+    .venv/bin/python -m benchmarks.screenshot [--out docs/screenshot.png]
 
 Same tooling as the browser tests: the app served on a free loopback port, Debian's Chromium
 driven by Playwright.
@@ -11,15 +11,13 @@ driven by Playwright.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from benchmarks.served import served_app
 
-from benchmarks.served import served_app  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 ARGS = [
     "--headless",

@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/serve_memory.py [--questions 20]
+    .venv/bin/python -m benchmarks.serve_memory [--questions 20]
 
 Starts ``qa-bot serve`` (default config, so the default Qwen model) on a free loopback port
 over a temporary store holding the sample article and the 60 test articles, asks 20
@@ -13,14 +13,12 @@ memory (VmHWM) from /proc.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from benchmarks.served import served_app
 
-from benchmarks.served import served_app  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 QUESTIONS = [
     "Why did Putin praise Trump?",

@@ -13,11 +13,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from evaluation.metrics import Result, answer_score
 from qa_bot import QABot
 from qa_bot.citations import CITATION, looks_like_refusal, verify_citations
 from qa_bot.embeddings import resolve_model_path
 from qa_bot.results import Passage
-from ui.evaluate import Result, answer_score
 
 PROMPT = (
     "Use the following pieces of context to answer the question. Cite the context you used by its number, "

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from evaluation import answer_score, normalise
 from tests.conftest import FAST_MODEL, ROOT
-from ui.evaluate import answer_score, normalise
 
 SQUAD2 = ROOT.parent / "shared" / "eval" / "squad2"
 

@@ -222,7 +222,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
 
     from tqdm import tqdm
 
-    from ui.evaluate import format_table, run_eval
+    from evaluation import format_table, run_eval
 
     if args.baseline_only and not args.baseline:
         print("qa-bot eval: --baseline-only needs --baseline langchain", file=sys.stderr)

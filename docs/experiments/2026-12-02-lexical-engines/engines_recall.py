@@ -1,6 +1,6 @@
 """recall@4 of the three BM25 engines on every eval set, fused with dense (as shipped) and alone.
 
-Usage (after benchmarks/retrieval_recall.py has ingested the sets into var/bench)::
+Usage (after benchmarks.retrieval_recall has ingested the sets into var/bench)::
 
     .venv/bin/python docs/experiments/2026-12-02-lexical-engines/engines_recall.py
 
