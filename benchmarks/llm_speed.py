@@ -17,7 +17,7 @@ import statistics
 import time
 from pathlib import Path
 
-from qa_bot.generation import get_generator
+from qa_bot.generation import LlamaCppGenerator, get_generator
 from qa_bot.settings import WEIGHTS, Settings, load_settings
 from qa_bot.tuning import llama_features
 
@@ -47,6 +47,8 @@ def main() -> None:
     args = parser.parse_args()
     settings = bench_settings(args.weights)
     generator = get_generator(settings.generation)
+    if not isinstance(generator, LlamaCppGenerator):
+        raise SystemExit("llm_speed measures llama.cpp: generation.backend must be llama_cpp")
     llm = generator.llm
     sample = next((ROOT / "data" / "articles").glob("*.txt")).read_text()[: args.prompt_chars]
     prompt = llm.tokenize(sample.encode("utf-8"))

@@ -21,8 +21,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from evaluation import eval_bot, evaluate_bot, load_questions, summarise
-from qa_bot import QABot
+from evaluation import EvalBot, eval_bot, evaluate_bot, load_questions, summarise
 from qa_bot.settings import load_settings
 from qa_bot.tuning import BIG, SMALL, machine, tune
 
@@ -57,7 +56,7 @@ def main() -> None:
             out["sets"][name] = {}
             for model in args.models:
                 generation = tune(base.generation.model_copy(update={"model": model}))
-                profile = QABot(bot.settings.model_copy(update={"generation": generation.settings}))
+                profile = EvalBot(bot.settings.model_copy(update={"generation": generation.settings}))
                 profile.ask("What is this about?")  # loads the model; not timed
                 results = evaluate_bot(profile, questions, 4, lambda: None)
                 figures = summarise(results, 4)
