@@ -140,3 +140,45 @@ def test_server_mode_shares_one_store(chroma_server: tuple[str, int], tmp_path: 
     assert len(again.unchanged) == 4 and again.chunks_written == 0
     assert open_store(remote).count() == first.chunks_written
     assert not (tmp_path / "unused").exists()  # nothing went to a local store
+
+
+def catalogue(settings: Settings) -> dict[str, set[str]]:
+    got = open_store(settings).catalogue.get(include=["metadatas"])
+    return {doc: set(json.loads(meta["chunks"])) for doc, meta in zip(got["ids"], got["metadatas"], strict=True)}
+
+
+def by_article(settings: Settings) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for cid, chunk in snapshot(settings).items():
+        found.setdefault(chunk["doc_id"], set()).add(cid)
+    return found
+
+
+def test_the_catalogue_lists_every_articles_chunks_through_changes(settings: Settings, tmp_path: Path) -> None:
+    """An ingest finds an article's chunks by id through the catalogue; it must list them exactly."""
+    folder = corpus(tmp_path, n=3)
+    ingest([str(folder)], settings)
+    assert catalogue(settings) == by_article(settings)
+    article = folder / SAMPLE.name
+    article.write_text(article.read_text() + "\nPeskov added that a call with Trump was not yet planned.\n")
+    ingest([str(folder)], settings)
+    assert catalogue(settings) == by_article(settings)  # the new version's chunks, not the old
+    article.unlink()
+    ingest([str(folder)], settings, prune=True)
+    assert SAMPLE.name not in catalogue(settings) and catalogue(settings) == by_article(settings)
+    store = open_store(settings)
+    found = store.documents(doc_ids=[doc for doc in by_article(settings)][:2])
+    assert {doc: set(info.chunks) for doc, info in found.items()} == {
+        doc: ids for doc, ids in by_article(settings).items() if doc in found
+    } and len(found) == 2
+
+
+def test_a_store_from_before_the_catalogue_is_catalogued_once(settings: Settings, tmp_path: Path) -> None:
+    folder = corpus(tmp_path, n=3)
+    ingest([str(folder)], settings)
+    before = snapshot(settings)
+    store = open_store(settings)
+    store.client.delete_collection(f"{settings.store.collection}-articles")  # as a store written before it
+    report = ingest([str(folder)], settings)  # the next ingest lists every article first
+    assert len(report.unchanged) == 4 and not report.added and not report.updated
+    assert snapshot(settings) == before and catalogue(settings) == by_article(settings)
