@@ -21,7 +21,8 @@ docs/experiments/2026-12-02-lexical-engines/legacy_retrieval.py. Measured, per e
 * freshness: from the end of a ``qa-bot ingest`` of one article in another process to a running
   retriever finding it;
 * search p50 / p99 while another process ingests 1,000 articles into the same store;
-* with ``--quick``, only the first two; run with ``ATEN_CPU_CAPABILITY=avx2`` for torch's AVX2
+* an idle background catch-up, and an ingest's lookup of one article (through the catalogue);
+* with ``--quick``: open, p50 / p99, the catch-up and the lookup only; run with ``ATEN_CPU_CAPABILITY=avx2`` for torch's AVX2
   kernels (the query embedding) on a CPU that has AVX-512;
 * (new, unless --skip-serve) ``qa-bot ask`` from process start to answer, and ``qa-bot serve``'s
   resident memory after one question.
@@ -109,12 +110,22 @@ def ensure_archive(settings: Settings, size: int) -> None:
     have = store.count()
     if have >= size:
         print(f"archive-{size}: {have} chunks already written", flush=True)
+        catalogue(store, size)
         return
     c = settings.chunking
     tag = f"{c.max_tokens}-{c.overlap_tokens}-{int(c.title_in_embedding)}"
     began = time.perf_counter()
     build(store, size, real_chunks(tag), np.random.default_rng(0))
     print(f"archive-{size}: {store.count()} chunks written in {time.perf_counter() - began:.0f} s", flush=True)
+    catalogue(store, size)
+
+
+def catalogue(store: Any, size: int) -> None:
+    """The store's article catalogue, built from its chunks the first time (as for a store from
+    before the catalogue existed) and kept with the archive."""
+    began = time.perf_counter()
+    store.catalogue  # noqa: B018 - builds it if missing
+    print(f"archive-{size}: article catalogue ready in {time.perf_counter() - began:.1f} s", flush=True)
 
 
 def articles(folder: Path, n: int, tag: str) -> list[Path]:
@@ -188,6 +199,12 @@ def run(
             out["idle_catch_up_ms"] = statistics.median(timed(retriever.lexical().catch_up) for _ in range(5))
             out["stale_check_ms"] = statistics.median(timed(retriever.store.is_stale) for _ in range(5))
             print(f"{head} idle catch-up {out['idle_catch_up_ms']:.0f} ms, store check {out['stale_check_ms']:.0f} ms")
+            # What an ingest asks the store of each article it is given: its chunks, by its id.
+            docs = [m["doc_id"] for m in retriever.store.collection.get(limit=5, include=["metadatas"])["metadatas"]]
+            out["article_lookup_ms"] = statistics.median(
+                timed(lambda d=d: retriever.store.documents(doc_ids=[d])) for d in docs
+            )
+            print(f"{head} an ingest's lookup of one article {out['article_lookup_ms']:.1f} ms", flush=True)
         if quick:
             return out
 
