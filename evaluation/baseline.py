@@ -92,11 +92,8 @@ class LangChainBaseline:
                 else None
             )
             results.append(
-                Result(
-                    qid=q["qid"],
-                    question=q["question"],
-                    answerable=q["answerable"],
-                    gold=q["gold_doc_ids"],
+                Result.of(
+                    q,
                     retrieved=[d.metadata["doc_id"] for d in top10],
                     answer=text,
                     refused=refused,

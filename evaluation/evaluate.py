@@ -68,11 +68,8 @@ def evaluate_bot(bot: EvalBot, questions: list[dict[str, Any]], k: int, progress
                 early = part
         assert final is not None
         results.append(
-            Result(
-                qid=q["qid"],
-                question=q["question"],
-                answerable=q["answerable"],
-                gold=q["gold_doc_ids"],
+            Result.of(
+                q,
                 retrieved=[p.doc_id for p in bot.ranked],
                 answer=final.text,
                 refused=final.refused,

@@ -45,6 +45,17 @@ class Result:
     # The quoted early answer's score against the references (None: no early answer was given).
     early_score: float | None = None
 
+    @classmethod
+    def of(cls, question: dict[str, Any], **measured: Any) -> Result:
+        """A question's result: its id, text, answerability and gold documents from the set's row."""
+        return cls(
+            qid=question["qid"],
+            question=question["question"],
+            answerable=question["answerable"],
+            gold=question["gold_doc_ids"],
+            **measured,
+        )
+
 
 def recorded_results(run: dict[str, Any], system: str) -> list[Result]:
     """The per-question results a ``--json`` run recorded for ``system`` (qa-bot or langchain)."""
