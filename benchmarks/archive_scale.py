@@ -22,8 +22,9 @@ docs/experiments/2026-12-02-lexical-engines/legacy_retrieval.py. Measured, per e
   retriever finding it;
 * search p50 / p99 while another process ingests 1,000 articles into the same store;
 * an idle background catch-up, and an ingest's lookup of one article (through the catalogue);
-* with ``--quick``: open, p50 / p99, the catch-up and the lookup only; run with ``ATEN_CPU_CAPABILITY=avx2`` for torch's AVX2
-  kernels (the query embedding) on a CPU that has AVX-512;
+* with ``--quick``: open, p50 / p99, the catch-up and the lookup only;
+* run with ``ATEN_CPU_CAPABILITY=avx2`` for torch's AVX2 kernels (the query embedding) on a CPU
+  that has AVX-512;
 * (new, unless --skip-serve) ``qa-bot ask`` from process start to answer, and ``qa-bot serve``'s
   resident memory after one question.
 """
