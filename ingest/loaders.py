@@ -14,9 +14,14 @@ that do it well: trafilatura (the main text and metadata of an HTML page), feedp
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
-from collections.abc import Iterator
+import re
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,8 +29,9 @@ from urllib.parse import urlsplit
 import yaml
 
 from ingest.articles import Article, Failure, canonical_url, title_from_text
-from ingest.web import FetchError, fetch
+from ingest.web import Fetcher, FetchError, Response
 from qa_bot.settings import IngestSettings
+from qa_bot.sources import FetchLog, FetchRecord, Kind
 
 TEXT_TYPES = {".txt", ".md", ".markdown"}
 HTML_TYPES = {".html", ".htm"}
@@ -33,7 +39,38 @@ DUMP_TYPES = {".json", ".jsonl"}
 SUPPORTED = sorted(TEXT_TYPES | HTML_TYPES | DUMP_TYPES | {".pdf"})
 FEED_SUFFIXES = (".xml", ".rss", ".atom", "/feed", "/rss", "/atom")
 
-Item = Article | Failure
+
+@dataclass
+class Unchanged:
+    """An article that a conditional fetch (or its feed entry) shows unchanged: nothing to read or write."""
+
+    doc_id: str
+    source: str  # the page or URL it came from
+
+
+Item = Article | Failure | Unchanged
+
+
+class FetchMemory:
+    """What earlier fetches recorded, and what this run learns (saved by the pipeline once its
+    writes are done, so a run killed midway leaves nothing claimed that was not written)."""
+
+    def __init__(self, log: FetchLog | None = None, present: Callable[[list[str]], set[str]] | None = None) -> None:
+        self.log = log
+        self._present = present
+        self.notes: dict[tuple[str, str], FetchRecord] = {}
+        self._lock = threading.Lock()
+
+    def records(self, urls: list[str], kind: Kind) -> dict[str, FetchRecord]:
+        return self.log.get(urls, kind) if self.log is not None else {}
+
+    def present(self, doc_ids: list[str]) -> set[str]:
+        """Which of these articles the store holds (or holds as a further source of a story)."""
+        return self._present(doc_ids) if self._present is not None and doc_ids else set()
+
+    def note(self, record: FetchRecord) -> None:
+        with self._lock:
+            self.notes[(record.kind, record.url)] = record
 
 
 def is_url(source: str) -> bool:
@@ -45,26 +82,53 @@ def origin_of(source: str) -> str:
     return source if is_url(source) else str(Path(source).expanduser().resolve())
 
 
-def load_sources(sources: list[str], settings: IngestSettings) -> Iterator[Item]:
-    for source in sources:
-        origin = origin_of(source)
-        if is_url(source):
-            yield from load_url(source, settings, origin)
-            continue
-        path = Path(source).expanduser()
-        if path.is_dir():
-            for file in sorted(path.rglob("*")):
-                rel = file.relative_to(path)
-                if any(part.startswith(".") for part in rel.parts):
-                    continue  # hidden files and folders (.git, .DS_Store) are not articles
-                if file.is_symlink() and not file.exists():
-                    yield Failure(str(file), "a link that leads nowhere (a link loop, or its target is gone)")
-                elif file.is_file():
-                    yield from load_file(file, rel.as_posix(), settings, origin)
-        elif path.is_file():
-            yield from load_file(path, path.name, settings, origin)
-        else:
-            yield Failure(source, "no such file or folder")
+def load_sources(
+    sources: list[str],
+    settings: IngestSettings,
+    fetcher: Fetcher | None = None,
+    memory: FetchMemory | None = None,
+) -> Iterator[Item]:
+    """Every article of every source, in order; URL sources and feed items are fetched concurrently."""
+    memory = memory or FetchMemory()
+    own = fetcher is None
+    fetcher = fetcher or Fetcher(settings)
+    try:
+        # Every URL source's first request at once; their articles still come in the given order.
+        urls = list(dict.fromkeys(s for s in sources if is_url(s)))
+        known = memory.records(urls, "source")
+        heads = {url: fetcher.submit(_fetch_head, fetcher, url, known.get(url)) for url in urls}
+        for source in sources:
+            if source in heads:
+                record = known.get(source) or FetchRecord(source, kind="source")
+                yield from _load_head(source, record, heads.pop(source).result(), fetcher, memory)
+            elif not is_url(source):
+                yield from _load_path(source, settings, memory)
+    finally:
+        if own:
+            fetcher.close()
+
+
+def _load_path(source: str, settings: IngestSettings, memory: FetchMemory) -> Iterator[Item]:
+    origin = origin_of(source)
+    record = memory.records([origin], "source").get(origin) or FetchRecord(origin, kind="source")
+    path = Path(source).expanduser()
+    if path.is_dir():
+        for file in sorted(path.rglob("*")):
+            rel = file.relative_to(path)
+            if any(part.startswith(".") for part in rel.parts):
+                continue  # hidden files and folders (.git, .DS_Store) are not articles
+            if file.is_symlink() and not file.exists():
+                yield Failure(str(file), "a link that leads nowhere (a link loop, or its target is gone)")
+            elif file.is_file():
+                yield from load_file(file, rel.as_posix(), settings, origin)
+        record.succeeded()
+    elif path.is_file():
+        yield from load_file(path, path.name, settings, origin)
+        record.succeeded()
+    else:
+        record.failed("no such file or folder")
+        yield Failure(source, "no such file or folder")
+    memory.note(record)
 
 
 # ---------------------------------------------------------------- files
@@ -283,52 +347,166 @@ def _kind(url: str, content_type: str, body: bytes) -> str:
     return ".html"
 
 
-def load_url(url: str, settings: IngestSettings, origin: str) -> Iterator[Item]:
+def _body_hash(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def _fetch_head(fetcher: Fetcher, url: str, record: FetchRecord | None) -> Response | FetchError:
     try:
-        body, content_type = fetch(url, settings)
+        if record is None or not record.last_success:
+            return fetcher.get(url)
+        return fetcher.get(url, record.etag, record.last_modified)
     except FetchError as exc:
-        yield Failure(url, str(exc))
+        return exc
+
+
+def _load_head(
+    url: str, record: FetchRecord, got: Response | FetchError, fetcher: Fetcher, memory: FetchMemory
+) -> Iterator[Item]:
+    if isinstance(got, FetchError):
+        record.failed(str(got))
+        memory.note(record)
+        yield Failure(url, str(got))
         return
-    kind = _kind(url, content_type, body)
+    unchanged = got.not_modified or (record.last_success and _body_hash(got.body) == record.body_hash)
+    if unchanged and record.items:
+        yield from _load_items(url, record, None, "", fetcher, memory)
+    elif unchanged and record.doc_ids and memory.present(record.doc_ids) == set(record.doc_ids):
+        yield from (Unchanged(doc_id, url) for doc_id in record.doc_ids)
+    else:
+        if got.not_modified:  # its articles left the store: read the whole page again
+            got = _fetch_head(fetcher, url, None)
+            if isinstance(got, FetchError):
+                yield from _load_head(url, record, got, fetcher, memory)
+                return
+        yield from _load_fresh(url, record, got, fetcher, memory)
+        return
+    record.succeeded()
+    memory.note(record)
+
+
+def _load_fresh(url: str, record: FetchRecord, got: Response, fetcher: Fetcher, memory: FetchMemory) -> Iterator[Item]:
+    record.etag, record.last_modified, record.body_hash = got.etag, got.last_modified, _body_hash(got.body)
+    kind = _kind(url, got.content_type, got.body)
     if kind == "feed":
-        yield from _load_feed(url, body, settings, origin)
-        return
-    base = {"origin": origin, "source_path": url, "source": urlsplit(url).hostname or "", "url": url}
-    yield from parse_bytes(body, kind, url, default_id=canonical_url(url), base=base)
+        feed = _parse_feed(url, got.body)
+        if isinstance(feed, Failure):
+            record.failed(feed.reason)
+            memory.note(record)
+            yield feed
+            return
+        yield from _load_items(url, record, feed, feed.feed.get("title") or "", fetcher, memory)
+    else:
+        base = {"origin": url, "source_path": url, "source": urlsplit(url).hostname or "", "url": url}
+        items = list(parse_bytes(got.body, kind, url, default_id=canonical_url(url), base=base))
+        record.items = []
+        record.doc_ids = [a.doc_id for a in items if isinstance(a, Article)]
+        yield from items
+    record.succeeded()
+    memory.note(record)
 
 
-def _load_feed(url: str, body: bytes, settings: IngestSettings, origin: str) -> Iterator[Item]:
+def _parse_feed(url: str, body: bytes) -> Any:
     import feedparser
 
+    if _DECLARES_ENTITIES.search(body[:65536]):
+        # feedparser's parser does not fetch external entities, and expat caps entity expansion;
+        # a feed has no business declaring entities at all, so it is refused before either runs.
+        return Failure(url, "not a valid RSS/Atom feed: it declares XML entities (<!ENTITY>), which are refused")
     feed = feedparser.parse(body)
     if feed.bozo and not feed.entries:
-        yield Failure(url, f"not a valid RSS/Atom feed: {feed.get('bozo_exception') or 'no items'}")
-        return
-    feed_title = feed.feed.get("title") or urlsplit(url).hostname or ""
-    for entry in feed.entries:
-        yield _load_entry(entry, feed_title, settings, origin)
+        return Failure(url, f"not a valid RSS/Atom feed: {feed.get('bozo_exception') or 'no items'}")
+    return feed
 
 
-def _load_entry(entry: Any, feed_title: str, settings: IngestSettings, origin: str) -> Item:
-    link = entry.get("link") or ""
-    item_meta = {
+_DECLARES_ENTITIES = re.compile(rb"<!ENTITY", re.IGNORECASE)
+
+
+def _load_items(
+    url: str, record: FetchRecord, feed: Any, feed_title: str, fetcher: Fetcher, memory: FetchMemory
+) -> Iterator[Item]:
+    """A feed's items: unchanged ones from the records, the rest fetched concurrently, in feed order."""
+    if feed is not None:
+        title = feed_title or urlsplit(url).hostname or ""
+        entries = [(e.get("link") or "", _entry_meta(e, title), _entry_hash(e), e) for e in feed.entries]
+    else:  # the feed has not changed: its items as recorded
+        known = memory.records(record.items, "page")
+        entries = [(link, known[link].entry, known[link].entry_hash, None) for link in record.items if link in known]
+    links = [link for link, *_ in entries if is_url(link)]
+    pages = memory.records(links, "page")
+    present = memory.present(sorted({d for link in links if link in pages for d in pages[link].doc_ids}))
+    record.items = list(dict.fromkeys(links))
+    pending: list[Future[tuple[Item, FetchRecord]] | Item] = []
+    for link, meta, entry_hash, entry in entries:
+        if not is_url(link):
+            pending.append(Failure(f"feed item {meta['title']!r} of {url}", "the item has no http(s) link"))
+            continue
+        page = pages.get(link) or FetchRecord(link, kind="page")
+        stored = bool(page.last_success and page.doc_ids) and set(page.doc_ids) <= present
+        if stored and page.entry == meta and page.entry_hash == entry_hash:
+            pending.append(Unchanged(page.doc_ids[0], link))  # the feed says nothing changed: no request
+            continue
+        conditional = stored and page.entry == meta
+        page.entry, page.entry_hash = meta, entry_hash
+        pending.append(fetcher.submit(_load_page, fetcher, link, page, conditional, url, entry))
+    for item in pending:
+        if isinstance(item, Future):
+            loaded, page = item.result()
+            memory.note(page)
+            yield loaded
+        else:
+            yield item
+
+
+def _load_page(
+    fetcher: Fetcher, link: str, page: FetchRecord, conditional: bool, origin: str, entry: Any
+) -> tuple[Item, FetchRecord]:
+    """One feed item's page (in the fetch pool): its article, or why not, and its new record."""
+    try:
+        got = fetcher.get(link, page.etag, page.last_modified) if conditional else fetcher.get(link)
+    except FetchError as exc:
+        fallback = _entry_fallback(entry, link, page.entry, origin) if entry is not None else None
+        page.failed(str(exc))
+        return fallback or Failure(link, str(exc)), page
+    if conditional and (got.not_modified or _body_hash(got.body) == page.body_hash):
+        page.succeeded()
+        return Unchanged(page.doc_ids[0], link), page
+    page.etag, page.last_modified, page.body_hash = got.etag, got.last_modified, _body_hash(got.body)
+    kind = _kind(link, got.content_type, got.body)
+    base = {"origin": origin, "source_path": link, "source": urlsplit(link).hostname or "", "url": link}
+    kind = ".html" if kind == "feed" else kind  # an item's link is an article, whatever its server says
+    items = list(parse_bytes(got.body, kind, link, default_id=canonical_url(link), base=base))
+    article = items[0] if items and not isinstance(items[0], Unchanged) else Failure(link, "nothing found at the link")
+    if isinstance(article, Failure):
+        fallback = _entry_fallback(entry, link, page.entry, origin) if entry is not None else None
+        if fallback is None:
+            page.failed(article.reason)
+            return article, page
+        article = fallback
+    # The feed's own metadata is the publisher's word on the item; it wins over extraction.
+    for key, value in page.entry.items():
+        if value:
+            setattr(article, key, value)
+    article.__post_init__()
+    page.doc_ids = [article.doc_id]
+    page.succeeded()
+    return article, page
+
+
+def _entry_meta(entry: Any, feed_title: str) -> dict[str, str]:
+    return {
         "title": entry.get("title") or "",
         "author": entry.get("author") or "",
         "published": _entry_date(entry),
         "source": feed_title,
     }
-    if not is_url(link):
-        return Failure(f"feed item {item_meta['title']!r} of {origin}", "the item has no http(s) link")
-    items = list(load_url(link, settings, origin))
-    article = items[0] if items else Failure(link, "nothing found at the link")
-    if isinstance(article, Failure):
-        return _entry_fallback(entry, link, item_meta, origin) or article
-    # The feed's own metadata is the publisher's word on the item; it wins over extraction.
-    for key, value in item_meta.items():
-        if value:
-            setattr(article, key, value)
-    article.__post_init__()
-    return article
+
+
+def _entry_hash(entry: Any) -> str:
+    """What a feed says about an item's version: a changed hash means the page may have changed."""
+    parts = [entry.get(k) or "" for k in ("id", "link", "updated", "published", "title", "summary")]
+    parts += [c.get("value", "") for c in entry.get("content", [])]
+    return hashlib.sha256(json.dumps(parts, ensure_ascii=False).encode()).hexdigest()[:32]
 
 
 def _entry_fallback(entry: Any, link: str, meta: dict[str, Any], origin: str) -> Article | None:

@@ -27,11 +27,13 @@ from typing import Any
 
 from ingest.articles import Article, Failure
 from ingest.chunking import Chunk, chunk_text
-from ingest.loaders import is_url, load_sources, origin_of
+from ingest.loaders import FetchMemory, Unchanged, is_url, load_sources, origin_of
+from ingest.web import Fetcher, Traffic
 from qa_bot.embeddings import Embedder, get_embedder
 from qa_bot.lexical import LexicalSync
 from qa_bot.schema import ChunkMeta
 from qa_bot.settings import Settings, load_settings
+from qa_bot.sources import FetchLog
 from qa_bot.store import (
     DocInfo,
     Store,
@@ -42,6 +44,7 @@ from qa_bot.store import (
     journal_names,
     make_client,
 )
+from qa_bot.stories import Copy, Stories
 
 # Chunks gathered before one embed + write; large enough to keep the encoder busy.
 FLUSH_CHUNKS = 256
@@ -54,18 +57,28 @@ class IngestReport:
     unchanged: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    # (article, the story it is a copy of): recorded as a further source, not indexed
+    grouped: list[tuple[str, str]] = field(default_factory=list)
     chunks_written: int = 0
     seconds: float = 0.0
+    traffic: Traffic = field(default_factory=Traffic)  # requests, 304s, pages and bytes fetched
 
     @property
     def ok(self) -> bool:
         return not self.failed
 
     def summary(self) -> str:
+        grouped = f", {len(self.grouped)} grouped as copies" if self.grouped else ""
+        t = self.traffic
+        fetched = (
+            f"; {t.requests} requests ({t.not_modified} not modified), {t.pages} pages, {t.bytes / 1024:.1f} KB"
+            if t.requests
+            else ""
+        )
         return (
-            f"{len(self.added)} added, {len(self.updated)} updated, {len(self.unchanged)} unchanged, "
+            f"{len(self.added)} added, {len(self.updated)} updated, {len(self.unchanged)} unchanged{grouped}, "
             f"{len(self.removed)} removed, {len(self.failed)} failed; "
-            f"{self.chunks_written} chunks written in {self.seconds:.1f} s"
+            f"{self.chunks_written} chunks written{fetched} in {self.seconds:.1f} s"
         )
 
 
@@ -86,12 +99,15 @@ def ingest(
     prune: bool = False,
     reindex: bool = False,
     progress: Progress | None = None,
+    fetcher: Fetcher | None = None,
 ) -> IngestReport:
     """Ingest files, folders, article URLs and feed URLs into the configured store.
 
     ``prune`` removes articles that came through one of these sources but whose source has
     gone. ``reindex`` drops the collection and rebuilds it with the current settings; with
-    no sources it re-ingests every source the collection had recorded.
+    no sources it re-ingests every source the collection had recorded. ``fetcher`` is kept
+    across calls by ``watch``, so connections and robots.txt rules are reused; by default each
+    call makes its own.
     """
     began = time.perf_counter()
     settings = settings or load_settings()
@@ -99,11 +115,22 @@ def ingest(
     embedder = get_embedder(settings.embedding)
     store, sources = _open(settings, embedder, sources, reindex)
     lexical = LexicalSync(store, settings.retrieval)
-    writer = _Writer(settings, store, embedder, lexical, progress)
+    stories = Stories(store.client, store.name, settings.ingest.duplicate_threshold)
+    writer = _Writer(settings, store, embedder, lexical, stories, progress)
+    fetch_log = FetchLog(store.client, store.name)
+    memory = FetchMemory(fetch_log, _present(store, stories))
+    own_fetcher = fetcher is None
+    fetcher = fetcher or Fetcher(settings.ingest)
+    traffic_before = fetcher.traffic.snapshot()
     seen: set[str] = set()
     failed_paths: set[str] = set()
     try:
-        for item in load_sources(sources, settings.ingest):
+        for item in load_sources(sources, settings.ingest, fetcher, memory):
+            if isinstance(item, Unchanged):
+                seen.add(item.doc_id)
+                writer.report.unchanged.append(item.doc_id)
+                writer.tick()
+                continue
             if isinstance(item, Failure):
                 writer.report.failed.append((item.source, item.reason))
                 failed_paths.add(item.path or item.source)
@@ -119,14 +146,40 @@ def ingest(
                 failed_paths.add(refused.path or refused.source)
         writer.flush()
         writer.close()  # every write done before prune reads the store
+        stories.add_copies(writer.copies)
+        # Only now that what they describe is written: a run killed earlier reads it all again.
+        fetch_log.put(list(memory.notes.values()))
         if prune:
-            _prune(store, lexical, sources, seen, failed_paths, writer.report)
+            _prune(store, lexical, stories, sources, seen, failed_paths, writer.report)
         # Builds the BM25 index if this machine has none; else takes in what other processes wrote.
         lexical.catch_up()
     finally:
         writer.close()
+        if own_fetcher:
+            fetcher.close()
+    writer.report.traffic = _traffic_since(traffic_before, fetcher.traffic.snapshot())
     writer.report.seconds = time.perf_counter() - began
     return writer.report
+
+
+def _traffic_since(before: Traffic, after: Traffic) -> Traffic:
+    return Traffic(
+        after.requests - before.requests,
+        after.not_modified - before.not_modified,
+        after.bytes - before.bytes,
+        after.pages - before.pages,
+    )
+
+
+def _present(store: Store, stories: Stories) -> Callable[[list[str]], set[str]]:
+    """Which articles the store holds, indexed or as a further source of a story: by id, ~1 ms."""
+
+    def present(doc_ids: list[str]) -> set[str]:
+        found = set(store.documents(doc_ids=doc_ids))
+        rest = [d for d in doc_ids if d not in found]
+        return found | (stories.copies_present(rest) if rest else set())
+
+    return present
 
 
 def _open(settings: Settings, embedder: Embedder, sources: list[str], reindex: bool) -> tuple[Store, list[str]]:
@@ -162,10 +215,18 @@ class _Writer:
     """
 
     def __init__(
-        self, settings: Settings, store: Store, embedder: Embedder, lexical: LexicalSync, progress: Progress | None
+        self,
+        settings: Settings,
+        store: Store,
+        embedder: Embedder,
+        lexical: LexicalSync,
+        stories: Stories,
+        progress: Progress | None,
     ) -> None:
         self.settings = settings
         self.store = store
+        self.stories = stories
+        self.copies: list[Copy] = []  # recorded once the run's writes are done
         self.embedder = embedder
         self.lexical = lexical
         self.progress = progress
@@ -182,7 +243,7 @@ class _Writer:
         previous = self.store.documents(doc_ids=[article.doc_id]).get(article.doc_id)
         if previous is not None and previous.is_current(article.content_hash):
             self.report.unchanged.append(article.doc_id)
-            self._tick()
+            self.tick()
             return None
         c, cap = self.settings.chunking, self.settings.ingest.max_chunks_per_article
         # Every word is at least one token, so this many words cannot fit in the cap: refused
@@ -190,6 +251,8 @@ class _Writer:
         words = sum(1 for _ in _WORDS.finditer(article.text))
         if words > cap * c.max_tokens:
             return _too_big(article, f"{words:,} words", cap)
+        if previous is None and self.settings.ingest.group_duplicates and self._grouped(article):
+            return None
         chunks = chunk_text(article.text, self.embedder.count_tokens, c.max_tokens, c.overlap_tokens)
         if len(chunks) > cap:
             return _too_big(article, f"{len(chunks):,} chunks", cap)
@@ -197,6 +260,39 @@ class _Writer:
         if sum(len(p.chunks) for p in self.pending) >= FLUSH_CHUNKS:
             self.flush()
         return None
+
+    def _grouped(self, article: Article) -> bool:
+        """True when the article is a near-copy of a stored story: recorded as a further source of it.
+
+        An article already indexed stays indexed: only a new one is grouped.
+        """
+        known = self.stories.copy_record(article.doc_id)
+        if known is not None and known.content_hash == article.content_hash:
+            self.report.unchanged.append(article.doc_id)
+            self.tick()
+            return True
+        signature = self.stories.signature(article.text)
+        match = self.stories.similar(signature, exclude=article.doc_id)
+        if match is None:
+            self.stories.pending(article.doc_id, signature)
+            return False
+        story, score = match
+        self.copies.append(
+            Copy(
+                doc_id=article.doc_id,
+                story=story,
+                title=article.title,
+                source=article.source,
+                url=article.url,
+                content_hash=article.content_hash,
+                origin=article.origin,
+                source_path=article.source_path,
+                similarity=round(score, 3),
+            )
+        )
+        self.report.grouped.append((article.doc_id, story))
+        self.tick()
+        return True
 
     def flush(self) -> None:
         if not self.pending:
@@ -243,17 +339,18 @@ class _Writer:
         if stale:
             self.store.delete(stale)
             self.lexical.deleted(stale)
+        self.stories.write([p.article.doc_id for p in batch])  # findable as stories once whole
         self.report.chunks_written += len(ids)
         for p in batch:
             (self.report.updated if p.previous else self.report.added).append(p.article.doc_id)
-            self._tick()
+            self.tick()
 
     def _embed_text(self, article: Article, chunk: Chunk) -> str:
         if self.settings.chunking.title_in_embedding and article.title and not chunk.text.startswith(article.title):
             return f"{article.title}\n{chunk.text}"
         return chunk.text
 
-    def _tick(self) -> None:
+    def tick(self) -> None:
         with self._tick_lock:  # the writer thread and the main thread both count
             self.articles_done += 1
         if self.progress:
@@ -293,6 +390,7 @@ def _metadata(article: Article, chunk: Chunk, n_chunks: int) -> dict[str, Any]:
 def _prune(
     store: Store,
     lexical: LexicalSync,
+    stories: Stories,
     sources: list[str],
     seen: set[str],
     failed_paths: set[str],
@@ -314,6 +412,13 @@ def _prune(
         store.delete(sorted(doc.chunks))
         lexical.deleted(sorted(doc.chunks))
         report.removed.append(doc.doc_id)
+    copies = [
+        c.doc_id
+        for c in stories.copies_from(sorted(origins))
+        if c.doc_id not in seen and c.source_path not in failed_paths
+    ]
+    stories.forget([doc.doc_id for doc in gone] + copies)
+    report.removed += copies
 
 
 __all__ = ["IngestReport", "StoreMismatchError", "ingest"]

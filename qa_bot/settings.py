@@ -128,6 +128,41 @@ class IngestSettings(_Section):
             "server cannot reach the server's own network."
         ),
     )
+    fetch_workers: int = Field(
+        16, ge=1, le=128, description="Pages and feeds fetched at once, over all hosts (one pool of threads)."
+    )
+    per_host_connections: int = Field(
+        8,
+        ge=1,
+        le=64,
+        description=(
+            "Requests in flight to one host at once. A site that asks for less in its robots.txt "
+            "(`Crawl-delay`) gets its requests spaced out instead."
+        ),
+    )
+    fetch_retries: int = Field(
+        2,
+        ge=0,
+        le=10,
+        description=(
+            "Further tries of a fetch answered 429 or 5xx, after the server's `Retry-After` or an "
+            "exponential back-off (0.5 s, 1 s, …); a wait over 30 s is not made."
+        ),
+    )
+    respect_robots_txt: bool = Field(
+        True, description="Read each host's robots.txt and fetch nothing it disallows for `user_agent`."
+    )
+    duplicate_threshold: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description=(
+            "Estimated Jaccard similarity (MinHash over word 5-grams) at which a new article counts as a "
+            "copy of a stored story (a wire story under another outlet's URL): it is recorded as a further "
+            "source of that story, not indexed again. Measured in docs/experiments/2026-12-02-wire-copies.md."
+        ),
+    )
+    group_duplicates: bool = Field(True, description="Group near-copies of stored stories (see `duplicate_threshold`).")
     max_chunks_per_article: int = Field(
         2000,
         ge=1,

@@ -34,6 +34,8 @@ from typing import Any
 from qa_bot.embeddings import vector_kind
 from qa_bot.schema import STAMP, ChunkMeta
 from qa_bot.settings import Settings
+from qa_bot.sources import FETCHED
+from qa_bot.stories import STORIES
 from qa_bot.text import SPLITTER_VERSION
 
 SCHEMA_VERSION = 1
@@ -58,8 +60,9 @@ _CATALOGUE_PAGE = 5000
 
 
 def journal_names(collection: str) -> list[str]:
-    """The collection, its journals and its catalogue: what ``--reindex`` drops together."""
-    return [collection, *(f"{collection}-{kind}" for kind in (*JOURNALS, CATALOGUE))]
+    """The collection, its journals, its catalogue, its fetch records and its stories: what
+    ``--reindex`` drops together."""
+    return [collection, *(f"{collection}-{kind}" for kind in (*JOURNALS, CATALOGUE, FETCHED, STORIES))]
 
 
 def doc_id_of(chunk_id: str) -> str:

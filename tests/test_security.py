@@ -117,7 +117,7 @@ def test_internal_addresses_are_refused_by_default_in_every_spelling(sites: list
 def test_internal_addresses_are_fetched_when_the_config_allows(sites: list[Site], tmp_path: Path) -> None:
     sites[0].pages["/secret"] = (200, {}, ARTICLE)
     report = ingest([sites[0].url("/secret")], guarded(tmp_path, allow=True))
-    assert len(report.added) == 1 and sites[0].hits == ["/secret"]
+    assert len(report.added) == 1 and sites[0].hits == ["/robots.txt", "/secret"]  # robots.txt read first
 
 
 def test_a_redirect_from_an_allowed_host_to_an_internal_one_is_refused(sites: list[Site], tmp_path: Path) -> None:

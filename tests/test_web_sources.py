@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import json
+
 from ingest import ingest
 from qa_bot.settings import Settings
 from qa_bot.store import open_store
-from tests.conftest import SAMPLE, Route, WebServer, make_settings
+from tests.conftest import ROOT, SAMPLE, Route, WebServer, make_settings
 
 PARAGRAPHS = "".join(f"<p>{line}</p>" for line in SAMPLE.read_text().splitlines() if line.strip())
+# Other real stories, for pages that must not read as copies of the sample (ingest groups copies).
+STORIES = [json.loads(line)["text"] for line in (ROOT / "tests" / "data" / "ares-60.jsonl").read_text().splitlines()]
+
+
+def story(i: int) -> str:
+    """Story ``i`` of tests/data/ares-60.jsonl as HTML paragraphs."""
+    return "".join(f"<p>{s.strip()}.</p>" for s in STORIES[i].split(". ") if s.strip())
 
 
 def page(title: str, canonical: str, body: str = PARAGRAPHS) -> bytes:
@@ -49,7 +58,7 @@ def test_article_url_extracts_main_text_and_metadata(web: WebServer, settings: S
 
 def test_feed_items_are_fetched_with_feed_metadata(web: WebServer, settings: Settings) -> None:
     web.routes["/a.html"] = Route(page("First story", "https://planet.example/a"))
-    web.routes["/b.html"] = Route(page("Second story", "https://planet.example/b"))
+    web.routes["/b.html"] = Route(page("Second story", "https://planet.example/b", story(0)))
     web.routes["/feed.xml"] = Route(
         feed(
             [
