@@ -504,7 +504,8 @@ def _entry_meta(entry: Any, feed_title: str) -> dict[str, str]:
 
 def _entry_hash(entry: Any) -> str:
     """What a feed says about an item's version: a changed hash means the page may have changed."""
-    parts = [entry.get(k) or "" for k in ("id", "link", "updated", "published", "title", "summary")]
+    # dict.get: feedparser's own get maps a missing "updated" to "published", with a warning.
+    parts = [dict.get(entry, k) or "" for k in ("id", "link", "updated", "published", "title", "summary")]
     parts += [c.get("value", "") for c in entry.get("content", [])]
     return hashlib.sha256(json.dumps(parts, ensure_ascii=False).encode()).hexdigest()[:32]
 

@@ -36,6 +36,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -54,10 +55,11 @@ from qa_bot.citations import (
 from qa_bot.embeddings import Embedder, get_embedder
 from qa_bot.generation import GenerationError, Generator, get_generator, yes_threshold
 from qa_bot.prompts import ANSWERABLE_CHECK, EMPTY_STORE, INSTRUCTION_LIKE, REFUSAL, Message, with_line
-from qa_bot.results import Answer, EarlyAnswer, Filters, Passage
+from qa_bot.results import Answer, EarlyAnswer, Filters, FurtherSource, Passage
 from qa_bot.retrieval import Retriever
 from qa_bot.settings import AnswerSettings, Settings, load_settings
-from qa_bot.store import Store, open_store
+from qa_bot.store import Store, collection_names, open_store
+from qa_bot.stories import STORIES, Stories
 
 History = Sequence[tuple[str, str]]
 Verdict = Literal["refuse", "judge", "answer"]
@@ -70,6 +72,7 @@ class QuestionError(ValueError):
 class QABot:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or load_settings()
+        self._stories_exist = False
 
     # ------------------------------------------------------------ lazily built parts
 
@@ -106,9 +109,30 @@ class QABot:
         """Stage 1: the passages for the question (``vector``: its embedding, if already made)."""
         question = self.check_question(question)
         query = vector.tolist() if vector is not None else None
-        return self.retriever.search(
+        passages = self.retriever.search(
             question, k=k, filters=Filters.coerce(filters), context=_context(history), vector=query
         )
+        self._further_sources(passages)
+        return passages
+
+    def _further_sources(self, passages: list[Passage]) -> None:
+        """Name the other outlets of each passage's story (wire copies grouped at ingest): one get by id."""
+        if not passages:
+            return
+        if not self._stories_exist:  # asked until an ingest has made the records, then known
+            self._stories_exist = f"{self.store.name}-{STORIES}" in collection_names(self.store.client)
+            if not self._stories_exist:
+                return
+        copies = self.stories.copies_of([p.doc_id for p in passages])
+        for p in passages:
+            p.also_reported_by = [
+                FurtherSource(c.source or urlsplit(c.url).hostname or "", c.title, c.url)
+                for c in copies.get(p.doc_id, [])
+            ]
+
+    @cached_property
+    def stories(self) -> Stories:
+        return Stories(self.store.client, self.store.name, self.settings.ingest.duplicate_threshold)
 
     def ask(
         self, question: str, history: History | None = None, filters: Filters | dict[str, Any] | None = None

@@ -10,6 +10,15 @@ from qa_bot.schema import ChunkMeta
 
 
 @dataclass
+class FurtherSource:
+    """Another outlet that ran the same story (a wire copy grouped at ingest, not indexed)."""
+
+    source: str
+    title: str
+    url: str
+
+
+@dataclass
 class Passage:
     """One retrieved chunk; ``start``/``end`` are its character offsets in the article text."""
 
@@ -24,6 +33,7 @@ class Passage:
     end: int
     score: float = 0.0
     author: str = ""
+    also_reported_by: list[FurtherSource] = field(default_factory=list)
 
     @classmethod
     def from_chunk(cls, chunk_id: str, text: str, meta: dict[str, Any], score: float = 0.0) -> Passage:

@@ -13,6 +13,7 @@ from typing import Any
 from qa_bot.lexical import describe_index
 from qa_bot.schema import ChunkMeta
 from qa_bot.settings import Settings
+from qa_bot.sources import FETCHED, FetchLog, describe_source
 from qa_bot.store import collection_names, collection_signature, make_client, signature_differences
 from qa_bot.tuning import describe
 
@@ -56,3 +57,11 @@ def _store_counts(settings: Settings) -> dict[str, Any]:
         "embedding model": f"{info.get('embedding_model')} ({info.get('embedding_vectors')} precision, "
         f"{info.get('embedding_dim')} dims){note}",
     }
+
+
+def source_states(settings: Settings) -> list[dict[str, str]]:
+    """Each source ingested or watched: its state, last success and last error (``describe_source``)."""
+    client = make_client(settings)
+    if f"{settings.store.collection}-{FETCHED}" not in collection_names(client):
+        return []
+    return [describe_source(r) for r in FetchLog(client, settings.store.collection).sources()]

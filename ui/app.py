@@ -41,6 +41,7 @@ from qa_bot.embeddings import EmbeddingError
 from qa_bot.generation import GenerationError
 from qa_bot.prompts import EMPTY_STORE
 from qa_bot.settings import Settings
+from qa_bot.stats import source_states
 from qa_bot.store import StoreError, describe_failure
 from qa_bot.tuning import describe
 
@@ -131,6 +132,8 @@ def _card(number: int, cited: list[Citation]) -> str:
         else title
     )
     meta = " · ".join(html.escape(x) for x in (p.source, p.published) if x)
+    if p.also_reported_by:
+        meta += f'<div class="qa-also">also reported by {_further_sources(p)}</div>'
     body, at = [], 0
     for c in sorted(cited, key=lambda c: c.quote_start):
         start = c.quote_start if p.text.startswith(c.quote, c.quote_start) else p.text.find(c.quote, at)
@@ -144,6 +147,20 @@ def _card(number: int, cited: list[Citation]) -> str:
         f'<div class="qa-card" data-citation="{number}"><h4>[{number}] {heading}</h4>'
         f'<div class="qa-meta">{meta}</div><div class="qa-passage">{"".join(body)}</div></div>'
     )
+
+
+def _further_sources(p: Any) -> str:
+    """The other outlets of a passage's story, each a link when its URL is a safe http(s) one."""
+    names = []
+    for other in p.also_reported_by:
+        name = html.escape(other.source or other.title or other.url)
+        url = safe_url(other.url)
+        names.append(
+            f'<a href="{html.escape(url, quote=True)}" target="_blank" rel="noopener noreferrer">{name}</a>'
+            if url
+            else name
+        )
+    return ", ".join(names)
 
 
 class App:
@@ -227,6 +244,11 @@ class App:
 
     def article_rows(self) -> list[list[Any]]:
         return [[a["title"], a["source"], a["published"], a["chunks"], a["doc_id"]] for a in self.articles()]
+
+    def source_rows(self) -> list[list[str]]:
+        """The feeds and URLs ingested here (not uploads): state, last success, last error."""
+        states = [s for s in source_states(self.settings) if safe_url(s["source"])]
+        return [[s["source"], s["state"], s["last success"], s["last error"]] for s in states]
 
     def save_uploads(self, files: list[str] | None) -> tuple[dict[str, str], list[tuple[str, str]]]:
         """Copy uploads into the private folder under generated names; refuse bad ones.
@@ -321,6 +343,7 @@ class App:
         if doc_id not in docs:
             return f"No article with id {doc_id!r}."
         self.bot.store.delete(sorted(docs[doc_id].chunks))
+        self.bot.stories.forget([doc_id])  # its further sources are read as new next time
         self.bot.retriever.refresh()
         return f"Deleted {docs[doc_id].title or doc_id}."
 
@@ -331,8 +354,9 @@ def format_report(report: Any, failed: list[tuple[str, str]], names: dict[str, s
     lines = []
     if report is not None:
         failed = [*failed, *report.failed]
+        grouped = f", {len(report.grouped)} grouped as copies of stored stories" if report.grouped else ""
         lines.append(
-            f"**{len(report.added)} added, {len(report.updated)} updated, {len(report.unchanged)} unchanged, "
+            f"**{len(report.added)} added, {len(report.updated)} updated, {len(report.unchanged)} unchanged{grouped}, "
             f"{len(report.removed)} removed, {len(failed)} failed** "
             f"({report.chunks_written} chunks in {report.seconds:.1f} s)"
         )
@@ -392,33 +416,40 @@ def build_app(settings: Settings, app: App | None = None) -> gr.Blocks:
             with gr.Row():
                 doc = gr.Textbox(label="Article id to delete", elem_id="delete-id")
                 delete = gr.Button("Delete", variant="stop", elem_id="delete")
+            fetched = gr.Dataframe(
+                headers=["source", "state", "last success", "last error"],
+                label="Feeds and URLs: how each fared when last fetched",
+                interactive=False,
+                elem_id="fetched-sources",
+                wrap=True,
+            )
 
-            def refreshed(message: str) -> tuple[str, list[list[Any]], Any]:
+            def refreshed(message: str) -> tuple[str, list[list[Any]], Any, list[list[str]]]:
                 try:
-                    rows = app.article_rows()
+                    rows, states = app.article_rows(), app.source_rows()
                 except (StoreError, OSError):
-                    rows = []  # the message above already says what is wrong
-                return message, rows, gr.update(choices=app.source_choices())
+                    rows, states = [], []  # the message above already says what is wrong
+                return message, rows, gr.update(choices=app.source_choices()), states
 
             add.click(
                 lambda f, u, progress=gr.Progress(): refreshed(
                     app.guarded("Ingest", lambda: app.ingest_sources(f, u, progress))
                 ),
                 [files, urls],
-                [report, table, sources],
+                [report, table, sources, fetched],
                 api_name="ingest",
             )
             again.click(
                 lambda progress=gr.Progress(): refreshed(app.guarded("Re-ingest", lambda: app.reingest(progress))),
                 None,
-                [report, table, sources],
+                [report, table, sources, fetched],
             )
             delete.click(
                 lambda d: refreshed(app.guarded("Delete", lambda: app.delete(d.strip()))),
                 [doc],
-                [report, table, sources],
+                [report, table, sources, fetched],
             )
-            articles_tab.select(lambda: app.article_rows(), None, table)
+            articles_tab.select(lambda: (app.article_rows(), app.source_rows()), None, [table, fetched])
         demo.load(lambda: gr.update(choices=app.source_choices()), None, sources)
     return demo
 

@@ -211,6 +211,8 @@ def _print_sources(citations: list[Any]) -> None:
         p = c.passage
         meta = ", ".join(x for x in (p.source, p.published, p.url) if x)
         print(f"\n[{c.number}] {p.title}" + (f" ({meta})" if meta else ""))
+        if p.also_reported_by:
+            print("    also reported by " + ", ".join(o.source or o.url for o in p.also_reported_by))
         print(f'    "{c.quote}"')
 
 
@@ -258,11 +260,18 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
-    from qa_bot.stats import store_stats
+    from qa_bot.stats import source_states, store_stats
 
     stats = store_stats(settings, tune=args.tune)
     for key, value in stats.items():
         print(f"{key:>16}: {value}")
+    states = source_states(settings)
+    if states:
+        print("\nsources (last success, last error):")
+    for state in states:
+        print(f"  {state['source']}: {state['state']}; last success {state['last success']}")
+        if state["last error"] != "-":
+            print(f"      last error: {state['last error']}")
     return EXIT_OK
 
 
@@ -270,22 +279,18 @@ def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_watch(args: argparse.Namespace, settings: Settings) -> int:
-    from ingest import ingest
+    from ingest.watch import Watcher
 
-    done = 0
-    while True:
-        started = time.monotonic()
-        try:
-            report = ingest(args.sources, settings, prune=args.prune)
-            log.info("watch round %d: %s", done + 1, report.summary())
-            for source, reason in report.failed:
+    with Watcher(args.sources, settings, prune=args.prune) as watcher:
+        while True:
+            started = time.monotonic()
+            result = watcher.round()
+            (log.error if result.error else log.info)("%s", result.summary())
+            for source, reason in result.report.failed if result.report else []:
                 log.warning("FAILED %s: %s", source, reason)
-        except Exception as exc:  # noqa: BLE001 - one failed round must not end the watch
-            log.error("watch round %d failed: %s: %s", done + 1, type(exc).__name__, exc)
-        done += 1
-        if args.rounds and done >= args.rounds:
-            return EXIT_OK
-        time.sleep(max(0.0, args.every - (time.monotonic() - started)))
+            if args.rounds and watcher.rounds >= args.rounds:
+                return EXIT_OK
+            time.sleep(max(0.0, args.every - (time.monotonic() - started)))
 
 
 if __name__ == "__main__":
