@@ -272,6 +272,8 @@ class _Writer:
             self.tick()
             return True
         signature = self.stories.signature(article.text)
+        if signature is None:
+            return False  # too short to tell a copy from a shared banner
         match = self.stories.similar(signature, exclude=article.doc_id)
         if match is None:
             self.stories.pending(article.doc_id, signature)

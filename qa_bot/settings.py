@@ -153,7 +153,7 @@ class IngestSettings(_Section):
         True, description="Read each host's robots.txt and fetch nothing it disallows for `user_agent`."
     )
     duplicate_threshold: float = Field(
-        0.5,
+        0.6,
         gt=0,
         le=1,
         description=(

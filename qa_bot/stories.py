@@ -35,6 +35,15 @@ import numpy as np
 STORIES = "stories"
 NUM_PERM = 128
 SHINGLE_WORDS = 5
+# A text with fewer word 5-grams than this is never grouped nor grouped with: in the measurement
+# (docs/experiments/2026-12-02-wire-copies.md) the only distinct texts above the threshold were
+# stubs of about 45 words that were nearly all one shared banner; news stories are longer.
+MIN_SHINGLES = 50
+# Locality-sensitive hashing: 32 bands of 4 rows. A pair becomes a candidate when any band is
+# equal: for a Jaccard similarity of 0.6 that is 99% of pairs, for 0.65 99.8%; datasketch's own
+# choice for a 0.6 threshold (18 bands of 7) finds only 40% and 60% of them. The candidates are
+# then compared on the whole signature, so the looser bands cost a few more gets by id, not errors.
+BANDS, ROWS = 32, 4
 _WORD = re.compile(r"\w+")
 
 
@@ -70,14 +79,10 @@ class Stories:
     """The ``<collection>-stories`` records of one collection, and this run's stories not yet written."""
 
     def __init__(self, client: Any, collection: str, threshold: float) -> None:
-        from datasketch import MinHashLSH
-
         self.client = client
         self.name = f"{collection}-{STORIES}"
         self.threshold = threshold
-        # datasketch picks the bands and rows that best separate pairs above and below the threshold.
-        lsh = MinHashLSH(threshold=threshold, num_perm=NUM_PERM)
-        self.bands, self.rows = int(lsh.b), int(lsh.r)
+        self.bands, self.rows = BANDS, ROWS
         self._collection: Any | None = None
         # Stories of this run whose chunks are not written yet: found by later articles of the run.
         self._pending: dict[str, np.ndarray] = {}
@@ -92,11 +97,15 @@ class Stories:
 
     # ------------------------------------------------------------ signatures
 
-    def signature(self, text: str) -> np.ndarray:
+    def signature(self, text: str) -> np.ndarray | None:
+        """The text's MinHash signature; None for a text too short to group (``MIN_SHINGLES``)."""
         from datasketch import MinHash
 
+        grams = shingles(text)
+        if len(grams) < MIN_SHINGLES:
+            return None
         minhash = MinHash(num_perm=NUM_PERM, seed=1)  # a fixed seed: signatures are stored and compared later
-        minhash.update_batch(sorted(shingles(text)))
+        minhash.update_batch(sorted(grams))
         return np.asarray(minhash.hashvalues, dtype=np.uint64)
 
     def band_ids(self, signature: np.ndarray) -> list[str]:
