@@ -157,7 +157,7 @@ class IngestSettings(_Section):
         gt=0,
         le=1,
         description=(
-            "Estimated Jaccard similarity (MinHash over word 5-grams) at which a new article counts as a "
+            "Estimated Jaccard similarity (MinHash over word 3-grams) at which a new article counts as a "
             "copy of a stored story (a wire story under another outlet's URL): it is recorded as a further "
             "source of that story, not indexed again. Measured in docs/experiments/2026-12-02-wire-copies.md."
         ),

@@ -9,7 +9,7 @@ Usage::
     stories.copies_of(["doc-1"])    # {"doc-1": [Copy(source="Daily Planet", url=..., ...)]}
 
 A wire story (AP, Reuters, AFP) republished by ten outlets is one story. Each indexed article
-keeps a MinHash signature of its word 5-grams (datasketch); its locality-sensitive-hashing
+keeps a MinHash signature of its word 3-grams (datasketch); its locality-sensitive-hashing
 bands are records of their own, ``band:<i>:<hash>``, so finding the stories that share a band
 with a new article is a get by id, about 1 ms however large the archive grows, never a scan.
 A candidate counts as the same story when the signatures' estimated Jaccard similarity reaches
@@ -34,8 +34,8 @@ import numpy as np
 
 STORIES = "stories"
 NUM_PERM = 128
-SHINGLE_WORDS = 5
-# A text with fewer word 5-grams than this is never grouped nor grouped with: in the measurement
+SHINGLE_WORDS = 3  # word 3-grams: a changed word alters 3 of them, not 5 (measured against 4 and 5)
+# A text with fewer word 3-grams than this is never grouped nor grouped with: in the measurement
 # (docs/experiments/2026-12-02-wire-copies.md) the only distinct texts above the threshold were
 # stubs of about 45 words that were nearly all one shared banner; news stories are longer.
 MIN_SHINGLES = 50
@@ -63,7 +63,7 @@ class Copy:
 
 
 def shingles(text: str) -> set[bytes]:
-    """The article's lower-cased word 5-grams (its words, for a text shorter than five)."""
+    """The article's lower-cased word 3-grams (its words, for a text shorter than three)."""
     words = _WORD.findall(text.lower())
     if len(words) < SHINGLE_WORDS:
         return {" ".join(words).encode()}

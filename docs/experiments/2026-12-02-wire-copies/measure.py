@@ -38,7 +38,9 @@ def paragraphs(text: str) -> list[str]:
 def substitute(text: str, share: float, rng: random.Random) -> str:
     words = text.split(" ")
     for i in rng.sample(range(len(words)), max(1, int(len(words) * share))):
-        words[i] = words[i].upper() if rng.random() < 0.5 else words[i] + "s"  # a changed word
+        words[i] = (
+            rng.choice(["said", "told", "new", "also", "officials", "on"]) if rng.random() < 0.5 else words[i] + "s"
+        )
     return " ".join(words)
 
 
