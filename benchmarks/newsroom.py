@@ -91,6 +91,12 @@ class NewsSite:
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive, as real sites do
 
+            def handle(self) -> None:
+                try:
+                    super().handle()
+                except (ConnectionResetError, BrokenPipeError):
+                    pass  # a kept-alive connection the client closed: nothing to tell it
+
             def do_GET(self) -> None:
                 with site.lock:
                     site.in_flight += 1

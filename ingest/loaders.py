@@ -426,9 +426,14 @@ def _load_items(
     url: str, record: FetchRecord, feed: Any, feed_title: str, fetcher: Fetcher, memory: FetchMemory
 ) -> Iterator[Item]:
     """A feed's items: unchanged ones from the records, the rest fetched concurrently, in feed order."""
+    skipped: list[Item] = []
     if feed is not None:
         title = feed_title or urlsplit(url).hostname or ""
-        entries = [(e.get("link") or "", _entry_meta(e, title), _entry_hash(e), e) for e in feed.entries]
+        cap = fetcher.settings.max_feed_items
+        if len(feed.entries) > cap:
+            said = f"the feed has {len(feed.entries):,} items; only the first {cap:,} are read (ingest.max_feed_items)"
+            skipped.append(Failure(url, said))
+        entries = [(e.get("link") or "", _entry_meta(e, title), _entry_hash(e), e) for e in feed.entries[:cap]]
     else:  # the feed has not changed: its items as recorded
         known = memory.records(record.items, "page")
         entries = [(link, known[link].entry, known[link].entry_hash, None) for link in record.items if link in known]
@@ -449,7 +454,7 @@ def _load_items(
         conditional = stored and page.entry == meta
         page.entry, page.entry_hash = meta, entry_hash
         pending.append(fetcher.submit(_load_page, fetcher, link, page, conditional, url, entry))
-    for item in pending:
+    for item in [*pending, *skipped]:
         if isinstance(item, Future):
             loaded, page = item.result()
             memory.note(page)

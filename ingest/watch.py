@@ -40,21 +40,20 @@ class RoundResult:
     seconds: float = 0.0
 
     def summary(self) -> str:
-        """One line for the log: what was due, what waits, what came of it."""
-        parts = [f"watch round {self.number}: {len(self.due)} of {len(self.due) + len(self.backing_off)} sources due"]
+        """One line for the log: what came of the round, what was due, what waits."""
+        if self.error:
+            return f"watch round {self.number} failed: {self.error}"
+        done = self.report.summary() if self.report is not None else f"nothing to do in {self.seconds:.1f} s"
+        line = (
+            f"watch round {self.number}: {done}; {len(self.due)} of {len(self.due) + len(self.backing_off)} sources due"
+        )
         if self.backing_off:
             waits = ", ".join(
                 f"{source} after {failures} failure(s), next try {datetime.fromtimestamp(at).strftime('%H:%M')}"
                 for source, failures, at in self.backing_off
             )
-            parts[0] += f" ({len(self.backing_off)} backing off: {waits})"
-        if self.error:
-            parts.append(f"failed: {self.error}")
-        elif self.report is not None:
-            parts.append(self.report.summary())
-        else:
-            parts.append(f"nothing to do in {self.seconds:.1f} s")
-        return "; ".join(parts)
+            line += f" ({len(self.backing_off)} backing off: {waits})"
+        return line
 
 
 class Watcher:

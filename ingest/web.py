@@ -480,10 +480,3 @@ def _reason(exc: Exception) -> str:
     if "Connection refused" in text or "Errno 111" in text:
         return "connection refused"
     return text
-
-
-def fetch(url: str, settings: IngestSettings) -> tuple[bytes, str]:
-    """One GET with a fetcher of its own: (body, content type). For callers with a single URL."""
-    with Fetcher(settings) as fetcher:
-        response = fetcher.get(url)
-    return response.body, response.content_type

@@ -152,6 +152,14 @@ class IngestSettings(_Section):
     respect_robots_txt: bool = Field(
         True, description="Read each host's robots.txt and fetch nothing it disallows for `user_agent`."
     )
+    max_feed_items: int = Field(
+        500,
+        ge=1,
+        description=(
+            "Items read from one feed; the rest are skipped with one line that says so, so a feed of "
+            "100,000 links cannot hold a round for hours."
+        ),
+    )
     duplicate_threshold: float = Field(
         0.6,
         gt=0,
