@@ -15,6 +15,7 @@ request (``[503, 429]``), each with ``Retry-After`` when ``retry_after`` is set.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import html
 import http.server
@@ -92,10 +93,9 @@ class NewsSite:
             protocol_version = "HTTP/1.1"  # keep-alive, as real sites do
 
             def handle(self) -> None:
-                try:
+                # A kept-alive connection the client closed: nothing to tell it.
+                with contextlib.suppress(ConnectionResetError, BrokenPipeError):
                     super().handle()
-                except (ConnectionResetError, BrokenPipeError):
-                    pass  # a kept-alive connection the client closed: nothing to tell it
 
             def do_GET(self) -> None:
                 with site.lock:

@@ -74,8 +74,13 @@ def main() -> None:
     tag = f"{chunking.max_tokens}-{chunking.overlap_tokens}-{int(chunking.title_in_embedding)}"
     for name in args.sets:
         store_path = ROOT / "var" / "bench" / f"{name}-{tag}"
+        # Gold labels name document ids, so near-copies stay documents of their own (as in qa-bot eval).
         settings = base.model_copy(
-            update={"chunking": chunking, "store": base.store.model_copy(update={"path": store_path})}
+            update={
+                "chunking": chunking,
+                "store": base.store.model_copy(update={"path": store_path}),
+                "ingest": base.ingest.model_copy(update={"group_duplicates": False}),
+            }
         )
         report = ingest([str(EVAL / name / "corpus.jsonl")], settings)
         questions = [json.loads(line) for line in (EVAL / name / "questions.jsonl").read_text().splitlines()]

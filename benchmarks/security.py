@@ -4,7 +4,8 @@ Usage::
 
     .venv/bin/python -m benchmarks.security
 
-Runs ``tests/test_security.py`` (real servers on loopback, started and stopped by the tests)
+Runs ``tests/test_security.py`` and the attacks of ``tests/test_feeds.py`` (real servers on
+loopback, started and stopped by the tests)
 and prints one row per attack or fault with what was tried, what must happen, and whether it
 did. Every row must say "held".
 """
@@ -66,6 +67,26 @@ ROWS = {
     "test_wrong_passwords_are_throttled": ("wrong passwords, then the right one", "locked after 5 a minute"),
     "test_the_served_login_is_throttled": ("6 logins against the real /login route", "the 6th refused"),
 }
+# The feeds issue's attacks, in tests/test_feeds.py (loopback news sites the tests start).
+FEED_ROWS = {
+    "test_an_xml_bomb_and_an_external_entity_feed_are_inert": (
+        "a billion-laughs feed and a feed with an external entity to /etc/passwd",
+        "refused in one line each; feedparser alone expands and reads nothing either",
+    ),
+    "test_robots_txt_disallow_is_obeyed_for_our_user_agent": (
+        "a page robots.txt disallows for qa-bot",
+        "not requested, one line",
+    ),
+    "test_a_redirect_into_a_disallowed_path_is_refused": (
+        "a redirect into a path robots.txt disallows",
+        "the hop is not requested",
+    ),
+    "test_a_feed_is_read_up_to_its_item_cap": (
+        "a feed with more items than ingest.max_feed_items",
+        "the rest skipped, said",
+    ),
+}
+ROWS |= FEED_ROWS
 
 
 class _Outcomes:
@@ -81,7 +102,10 @@ class _Outcomes:
 def main() -> int:
     outcomes = _Outcomes()
     began = time.perf_counter()
-    code = pytest.main(["-q", "-p", "no:cacheprovider", str(ROOT / "tests" / "test_security.py")], plugins=[outcomes])
+    feeds = [f"{ROOT / 'tests' / 'test_feeds.py'}::{name}" for name in FEED_ROWS]
+    code = pytest.main(
+        ["-q", "-p", "no:cacheprovider", str(ROOT / "tests" / "test_security.py"), *feeds], plugins=[outcomes]
+    )
     print(f"\nRun {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {time.perf_counter() - began:.0f} s\n")
     print("| attack or fault | must | outcome | seconds |\n|---|---|---|---|")
     for name, (tried, must) in ROWS.items():

@@ -1,7 +1,7 @@
 """How similar wire copies are, and how similar distinct stories are: the threshold for
 ``ingest.duplicate_threshold``. Run from the repository root:
 
-    .venv/bin/python docs/experiments/2026-12-02-wire-copies/measure.py > var/wire-copies.json
+    .venv/bin/python docs/experiments/2026-12-02-wire-copies/measure.py [--shingle-words 3] > var/wire-copies.json
 
 Positives: every article of ../shared/eval/ares-news (CNN / Daily Mail) and the sample article,
 each under the edits outlets make to a wire story. Negatives: every pair of distinct documents
@@ -12,6 +12,7 @@ may itself hold real copies.
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
 import re
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+import qa_bot.stories
 from qa_bot.stories import MIN_SHINGLES, Stories, shingles
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -81,6 +83,9 @@ def _signature(stories: Stories, text: str) -> np.ndarray:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--shingle-words", type=int, default=qa_bot.stories.SHINGLE_WORDS)
+    qa_bot.stories.SHINGLE_WORDS = parser.parse_args().shingle_words  # read by shingles() at each call
     rng = random.Random(0)
     stories = Stories(client=None, collection="measure", threshold=0.6)  # signatures and bands only: no store
     names = ("ares-news", "squad2", "clapnq")
