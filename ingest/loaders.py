@@ -369,6 +369,8 @@ def _load_head(
         yield Failure(url, str(got))
         return
     unchanged = got.not_modified or (record.last_success and _body_hash(got.body) == record.body_hash)
+    if unchanged and not got.not_modified:  # the same body under new validators: keep the new ones
+        record.etag, record.last_modified = got.etag, got.last_modified
     if unchanged and record.items:
         yield from _load_items(url, record, None, "", fetcher, memory)
     elif unchanged and record.doc_ids and memory.present(record.doc_ids) == set(record.doc_ids):
@@ -474,6 +476,8 @@ def _load_page(
         page.failed(str(exc))
         return fallback or Failure(link, str(exc)), page
     if conditional and (got.not_modified or _body_hash(got.body) == page.body_hash):
+        if not got.not_modified:
+            page.etag, page.last_modified = got.etag, got.last_modified
         page.succeeded()
         return Unchanged(page.doc_ids[0], link), page
     page.etag, page.last_modified, page.body_hash = got.etag, got.last_modified, _body_hash(got.body)
