@@ -61,7 +61,7 @@ class IngestReport:
     grouped: list[tuple[str, str]] = field(default_factory=list)
     chunks_written: int = 0
     seconds: float = 0.0
-    traffic: Traffic = field(default_factory=Traffic)  # requests, 304s, pages and bytes fetched
+    traffic: Traffic = field(default_factory=Traffic)  # requests, 304s, bodies and their bytes
 
     @property
     def ok(self) -> bool:
@@ -71,7 +71,8 @@ class IngestReport:
         grouped = f", {len(self.grouped)} grouped as copies" if self.grouped else ""
         t = self.traffic
         fetched = (
-            f"; {t.requests} requests ({t.not_modified} not modified), {t.pages} pages, {t.bytes / 1024:.1f} KB"
+            f"; {t.requests} requests ({t.not_modified} not modified, {t.bodies} with a body of "
+            f"{t.bytes / 1024:.1f} KB in all)"
             if t.requests
             else ""
         )
@@ -167,7 +168,7 @@ def _traffic_since(before: Traffic, after: Traffic) -> Traffic:
         after.requests - before.requests,
         after.not_modified - before.not_modified,
         after.bytes - before.bytes,
-        after.pages - before.pages,
+        after.bodies - before.bodies,
     )
 
 

@@ -101,7 +101,7 @@ class Traffic:
     requests: int = 0
     not_modified: int = 0
     bytes: int = 0
-    pages: int = 0  # 200 answers with a body (robots.txt not counted)
+    bodies: int = 0  # 200 answers, each with a body (robots.txt not counted)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def count(self, status: int, size: int, robots: bool) -> None:
@@ -109,11 +109,11 @@ class Traffic:
             self.requests += 1
             self.bytes += size
             self.not_modified += status == 304
-            self.pages += status == 200 and not robots
+            self.bodies += status == 200 and not robots
 
     def snapshot(self) -> Traffic:
         with self.lock:
-            return Traffic(self.requests, self.not_modified, self.bytes, self.pages)
+            return Traffic(self.requests, self.not_modified, self.bytes, self.bodies)
 
 
 def address_kind(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:

@@ -132,12 +132,12 @@ class IngestSettings(_Section):
         16, ge=1, le=128, description="Pages and feeds fetched at once, over all hosts (one pool of threads)."
     )
     per_host_connections: int = Field(
-        8,
+        10,
         ge=1,
         le=64,
         description=(
-            "Requests in flight to one host at once. A site that asks for less in its robots.txt "
-            "(`Crawl-delay`) gets its requests spaced out instead."
+            "Requests in flight to one host at once (a publisher's feed is one host). A site that asks "
+            "for less in its robots.txt (`Crawl-delay`) gets its requests spaced out instead."
         ),
     )
     fetch_retries: int = Field(

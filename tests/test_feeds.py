@@ -57,7 +57,7 @@ def test_an_unchanged_feed_is_one_304_and_no_page_is_fetched_again(site: NewsSit
     again = ingest([url], settings)
     assert sorted(again.unchanged) == sorted(first.added) and again.chunks_written == 0
     assert site.page_hits() == ["/feed.xml"] and ("/feed.xml", 304) in site.hits
-    assert again.traffic.not_modified == 1 and again.traffic.pages == 0 and again.traffic.bytes == 0
+    assert again.traffic.not_modified == 1 and again.traffic.bodies == 0 and again.traffic.bytes == 0
 
 
 def test_a_changed_feed_fetches_only_its_new_item(site: NewsSite, settings: Settings) -> None:
@@ -167,7 +167,7 @@ def test_feeds_fetch_concurrently_with_a_slow_host_and_a_failing_host(settings: 
     assert sorted(report.failed) == sorted(
         (failing.url(f"/f{i}.html"), "HTTP 500 Internal Server Error (after 2 tries)") for i in range(8, 11)
     )
-    assert 6 <= slow.max_in_flight <= 8  # together, within the default per-host limit of 8
+    assert slow.max_in_flight >= 6  # the 8 slow pages together (the default per-host limit is 10)
     assert took < 8 * 1.0  # one at a time would take 8 s for the slow pages alone
 
 
@@ -274,7 +274,7 @@ def test_watch_backs_off_a_failing_source_and_records_it(site: NewsSite, tmp_pat
     assert one.due == [good, bad] and len(one.report.added) == 2  # type: ignore[union-attr]
     assert two.due == [good] and [s for s, *_ in two.backing_off] == [bad]
     assert "1 of 2 sources due (1 backing off: http://127.0.0.1:9/feed.xml after 1 failure(s)" in two.summary()
-    assert "2 unchanged" in two.summary() and "1 requests (1 not modified)" in two.summary()
+    assert "2 unchanged" in two.summary() and "1 requests (1 not modified, 0 with a body" in two.summary()
     states = {s["source"]: s for s in source_states(settings)}
     assert states[bad]["state"].startswith("1 failure(s) in a row; next try in")
     assert "connection refused" in states[bad]["last error"] and states[bad]["last success"] == "never"
