@@ -25,6 +25,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from ingest.articles import Article, Failure
 from ingest.chunking import Chunk, chunk_text
 from ingest.loaders import FetchMemory, Unchanged, is_url, load_sources, origin_of
@@ -88,6 +90,7 @@ class _Pending:
     article: Article
     chunks: list[Chunk]
     previous: DocInfo | None
+    signature: np.ndarray | None = None  # a new article's MinHash, to tell whether it is a copy
 
 
 Progress = Callable[[int, int], None]  # (articles done, chunks written)
@@ -252,55 +255,57 @@ class _Writer:
         words = sum(1 for _ in _WORDS.finditer(article.text))
         if words > cap * c.max_tokens:
             return _too_big(article, f"{words:,} words", cap)
-        if previous is None and self.settings.ingest.group_duplicates and self._grouped(article):
-            return None
         chunks = chunk_text(article.text, self.embedder.count_tokens, c.max_tokens, c.overlap_tokens)
         if len(chunks) > cap:
             return _too_big(article, f"{len(chunks):,} chunks", cap)
-        self.pending.append(_Pending(article, chunks, previous))
+        grouping = previous is None and self.settings.ingest.group_duplicates
+        signature = self.stories.signature(article.text) if grouping else None
+        self.pending.append(_Pending(article, chunks, previous, signature))
         if sum(len(p.chunks) for p in self.pending) >= FLUSH_CHUNKS:
             self.flush()
         return None
 
-    def _grouped(self, article: Article) -> bool:
-        """True when the article is a near-copy of a stored story: recorded as a further source of it.
+    def _ungrouped(self, batch: list[_Pending]) -> list[_Pending]:
+        """The batch without its near-copies of stored stories, which are recorded as further sources.
 
-        An article already indexed stays indexed: only a new one is grouped.
+        Decided per batch, not per article: two gets by id for the whole batch (its recorded copies,
+        the stories sharing a band with it). An article already indexed stays indexed: only a new
+        one is grouped, and one too short to tell from a shared banner is never.
         """
-        known = self.stories.copy_record(article.doc_id)
-        if known is not None and known.content_hash == article.content_hash:
-            self.report.unchanged.append(article.doc_id)
-            self.tick()
-            return True
-        signature = self.stories.signature(article.text)
-        if signature is None:
-            return False  # too short to tell a copy from a shared banner
-        match = self.stories.similar(signature, exclude=article.doc_id)
-        if match is None:
-            self.stories.pending(article.doc_id, signature)
-            return False
-        story, score = match
-        self.copies.append(
-            Copy(
-                doc_id=article.doc_id,
-                story=story,
-                title=article.title,
-                source=article.source,
-                url=article.url,
-                content_hash=article.content_hash,
-                origin=article.origin,
-                source_path=article.source_path,
-                similarity=round(score, 3),
-            )
+        new = [p for p in batch if p.signature is not None]
+        if not new:
+            return batch
+        known = self.stories.lookup(
+            [p.article.doc_id for p in new], [p.signature for p in new if p.signature is not None]
         )
-        self.report.grouped.append((article.doc_id, story))
-        self.tick()
-        return True
+        kept = []
+        for p in batch:
+            if p.signature is None:
+                kept.append(p)
+                continue
+            article = p.article
+            recorded = known.copies.get(article.doc_id)
+            if recorded is not None and recorded.content_hash == article.content_hash:
+                self.report.unchanged.append(article.doc_id)
+                self.tick()
+                continue
+            match = self.stories.similar(p.signature, exclude=article.doc_id, known=known)
+            if match is None:
+                self.stories.pending(article.doc_id, p.signature)  # later articles of the run find it
+                kept.append(p)
+                continue
+            self.copies.append(_copy(article, *match))
+            self.report.grouped.append((article.doc_id, match[0]))
+            self.tick()
+        return kept
 
     def flush(self) -> None:
         if not self.pending:
             return
         batch, self.pending = self.pending, []
+        batch = self._ungrouped(batch)
+        if not batch:
+            return
         ids, texts, embed_texts, metas = [], [], [], []
         for p in batch:
             for chunk in p.chunks:
@@ -361,6 +366,20 @@ class _Writer:
 
 
 _WORDS = re.compile(r"\S+")
+
+
+def _copy(article: Article, story: str, score: float) -> Copy:
+    return Copy(
+        doc_id=article.doc_id,
+        story=story,
+        title=article.title,
+        source=article.source,
+        url=article.url,
+        content_hash=article.content_hash,
+        origin=article.origin,
+        source_path=article.source_path,
+        similarity=round(score, 3),
+    )
 
 
 def _too_big(article: Article, size: str, cap: int) -> Failure:

@@ -62,6 +62,15 @@ class Copy:
     similarity: float = 0.0
 
 
+@dataclass
+class Lookup:
+    """What :meth:`Stories.lookup` found for a batch: recorded copies, band owners, their signatures."""
+
+    copies: dict[str, Copy]
+    owners: dict[str, str]  # band id -> the story that first had it
+    signatures: dict[str, np.ndarray]
+
+
 def shingles(text: str) -> set[bytes]:
     """The article's lower-cased word 3-grams (its words, for a text shorter than three)."""
     words = _WORD.findall(text.lower())
@@ -117,17 +126,40 @@ class Stories:
 
     # ------------------------------------------------------------ finding a story
 
-    def similar(self, signature: np.ndarray, exclude: str = "") -> tuple[str, float] | None:
-        """The most similar stored (or pending) story at or above the threshold, with its similarity."""
+    def lookup(self, doc_ids: list[str], signatures: list[np.ndarray]) -> Lookup:
+        """What the store knows for a batch of new articles, in two gets by id however large the
+        archive: which of them are recorded copies, and the stored stories sharing a band with any."""
+        bands = sorted({b for signature in signatures for b in self.band_ids(signature)})
+        got = self.collection.get(ids=[f"copy:{d}" for d in doc_ids] + bands, include=["metadatas"])
+        copies: dict[str, Copy] = {}
+        owners: dict[str, str] = {}
+        for record_id, meta in zip(got["ids"], got["metadatas"] or [], strict=True):
+            if record_id.startswith("copy:"):
+                copies[record_id.removeprefix("copy:")] = Copy(**meta)
+            else:
+                owners[record_id] = str(meta["story"])
+        return Lookup(copies, owners, self._signatures(sorted(set(owners.values()))))
+
+    def similar(
+        self, signature: np.ndarray, exclude: str = "", known: Lookup | None = None
+    ) -> tuple[str, float] | None:
+        """The most similar stored (or pending) story at or above the threshold, with its similarity.
+
+        ``known``: a :meth:`lookup` made for a batch this signature is in; else one is made for it.
+        """
+        known = known if known is not None else self.lookup([], [signature])
         bands = self.band_ids(signature)
         with self._lock:
             candidates = {self._pending_bands[b] for b in bands if b in self._pending_bands}
-        got = self.collection.get(ids=bands, include=["metadatas"])
-        candidates |= {str(m["story"]) for m in got["metadatas"] or []}
+            pending = {d: self._pending[d] for d in candidates}
+        candidates |= {known.owners[b] for b in bands if b in known.owners}
         candidates.discard(exclude)
         best: tuple[str, float] | None = None
-        signatures = self._signatures(sorted(candidates))
-        for doc_id, other in signatures.items():
+        for doc_id in sorted(candidates):
+            other = pending.get(doc_id)
+            other = other if other is not None else known.signatures.get(doc_id)
+            if other is None:
+                continue
             score = similarity(signature, other)
             if score >= self.threshold and (best is None or score > best[1]):
                 best = (doc_id, score)
@@ -159,17 +191,20 @@ class Stories:
         mine = list(signatures)
         if not mine:
             return
-        existing = self._story_meta(mine)
-        ids = [f"story:{d}" for d in mine]
-        metas: list[dict[str, Any]] = [
-            {"signature": _encode(signatures[d]), "copies": existing.get(d, {}).get("copies", "[]")} for d in mine
-        ]
         bands: dict[str, str] = {}
         for doc_id in mine:
             for band in self.band_ids(signatures[doc_id]):
                 bands.setdefault(band, doc_id)
-        known = set(self.collection.get(ids=sorted(bands), include=[])["ids"])
-        new = [b for b in sorted(bands) if b not in known]  # a band keeps the first story that had it
+        # One get: the stories' records (a re-indexed story keeps its list of copies) and the bands
+        # already owned (a band keeps the first story that had it).
+        got = self.collection.get(ids=[f"story:{d}" for d in mine] + sorted(bands), include=["metadatas"])
+        found = dict(zip(got["ids"], got["metadatas"] or [], strict=True))
+        ids = [f"story:{d}" for d in mine]
+        metas: list[dict[str, Any]] = [
+            {"signature": _encode(signatures[d]), "copies": (found.get(f"story:{d}") or {}).get("copies", "[]")}
+            for d in mine
+        ]
+        new = [b for b in sorted(bands) if b not in found]
         self._upsert(ids + new, metas + [{"story": bands[b]} for b in new])
         with self._lock:  # findable in the store now
             for doc_id in mine:
@@ -194,11 +229,6 @@ class Stories:
             [asdict(c) for c in kept]
             + [{**stories[d], "copies": json.dumps(listed[d], ensure_ascii=False)} for d in listed],
         )
-
-    def copy_record(self, doc_id: str) -> Copy | None:
-        got = self.collection.get(ids=[f"copy:{doc_id}"], include=["metadatas"])
-        metas = got["metadatas"] or []
-        return Copy(**metas[0]) if metas else None
 
     def copies_present(self, doc_ids: list[str]) -> set[str]:
         """Which of these articles are recorded as further sources of a story."""
