@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,7 +32,7 @@ import yaml
 from ingest.articles import Article, Failure, canonical_url, title_from_text
 from ingest.web import Fetcher, FetchError, Response
 from qa_bot.settings import IngestSettings
-from qa_bot.sources import FetchLog, FetchRecord, Kind
+from qa_bot.sources import FetchLog, FetchRecord, Kind, now
 
 TEXT_TYPES = {".txt", ".md", ".markdown"}
 HTML_TYPES = {".html", ".htm"}
@@ -55,9 +56,16 @@ class FetchMemory:
     """What earlier fetches recorded, and what this run learns (saved by the pipeline once its
     writes are done, so a run killed midway leaves nothing claimed that was not written)."""
 
-    def __init__(self, log: FetchLog | None = None, present: Callable[[list[str]], set[str]] | None = None) -> None:
+    def __init__(
+        self,
+        log: FetchLog | None = None,
+        present: Callable[[list[str]], set[str]] | None = None,
+        backoff: bool = False,
+    ) -> None:
         self.log = log
         self._present = present
+        # watch: an item page that failed is left alone until its record's retry_at, as sources are
+        self.backoff = backoff
         self.notes: dict[tuple[str, str], FetchRecord] = {}
         self._lock = threading.Lock()
 
@@ -452,6 +460,11 @@ def _load_items(
         stored = bool(page.last_success and page.doc_ids) and set(page.doc_ids) <= present
         if stored and page.entry == meta and page.entry_hash == entry_hash:
             pending.append(Unchanged(page.doc_ids[0], link))  # the feed says nothing changed: no request
+            continue
+        if memory.backoff and page.failures and page.retry_at > now() and page.entry == meta:
+            when = datetime.fromtimestamp(page.retry_at).strftime("%H:%M")
+            reason = f"not asked again until {when}, after {page.failures} failure(s): {page.last_error}"
+            pending.append(Failure(link, reason))
             continue
         conditional = stored and page.entry == meta
         page.entry, page.entry_hash = meta, entry_hash

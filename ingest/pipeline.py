@@ -104,6 +104,7 @@ def ingest(
     reindex: bool = False,
     progress: Progress | None = None,
     fetcher: Fetcher | None = None,
+    backoff: bool = False,
 ) -> IngestReport:
     """Ingest files, folders, article URLs and feed URLs into the configured store.
 
@@ -111,7 +112,8 @@ def ingest(
     gone. ``reindex`` drops the collection and rebuilds it with the current settings; with
     no sources it re-ingests every source the collection had recorded. ``fetcher`` is kept
     across calls by ``watch``, so connections and robots.txt rules are reused; by default each
-    call makes its own.
+    call makes its own. ``backoff`` (``watch``) leaves a feed item whose page failed alone until
+    its back-off has run out, as ``watch`` does with sources.
     """
     began = time.perf_counter()
     settings = settings or load_settings()
@@ -122,7 +124,7 @@ def ingest(
     stories = Stories(store.client, store.name, settings.ingest.duplicate_threshold)
     writer = _Writer(settings, store, embedder, lexical, stories, progress)
     fetch_log = FetchLog(store.client, store.name)
-    memory = FetchMemory(fetch_log, _present(store, stories))
+    memory = FetchMemory(fetch_log, _present(store, stories), backoff)
     own_fetcher = fetcher is None
     fetcher = fetcher or Fetcher(settings.ingest)
     traffic_before = fetcher.traffic.snapshot()

@@ -10,7 +10,8 @@ Usage::
 * One :class:`~ingest.web.Fetcher` for every round: connections stay open and each host's
   robots.txt is read once an hour, not once a round.
 * A source whose last fetch failed is backed off: left out of rounds for 1, 2, 4 … minutes after
-  each failure in a row (at most 6 hours), then tried again; one success resets it. The state
+  each failure in a row (at most 6 hours), then tried again; one success resets it. A feed item
+  whose page failed is not asked again until its own back-off runs out. The state
   is kept with the source (``<collection>-fetched``), so ``qa-bot stats`` and the Articles tab
   show each source's last success and last error, and a restarted watch keeps its back-off.
 * A round that fails as a whole (the store unreachable) is logged and the next one runs.
@@ -97,7 +98,9 @@ class Watcher:
         try:
             result.due, result.backing_off = self.due()
             if result.due:
-                result.report = ingest(result.due, self.settings, prune=self.prune, fetcher=self.fetcher)
+                result.report = ingest(
+                    result.due, self.settings, prune=self.prune, fetcher=self.fetcher, backoff=True
+                )
         except Exception as exc:  # noqa: BLE001 - one failed round must not end the watch
             result.error = f"{type(exc).__name__}: {exc}"
         result.seconds = time.perf_counter() - began

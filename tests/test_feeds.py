@@ -289,6 +289,20 @@ def test_watch_backs_off_a_failing_source_and_records_it(site: NewsSite, tmp_pat
     assert rows[good][1] == "ok"
 
 
+def test_watch_leaves_a_failing_item_page_alone_until_its_back_off_runs_out(site: NewsSite, settings: Settings) -> None:
+    url = feed_of(site, 2)
+    site.add("/story/1.html", b"", script=[404] * 10)  # the second item's page is gone
+    with Watcher([url], settings) as watcher:
+        first = watcher.round()
+        site.reset()
+        second = watcher.round()
+    assert first.report is not None and len(first.report.added) == 1
+    assert second.report is not None and "/story/1.html" not in site.page_hits()
+    reason = dict(second.report.failed)[site.url("/story/1.html")]
+    assert reason.startswith("not asked again until") and reason.endswith("after 1 failure(s): HTTP 404 Not Found")
+    assert len(ingest([url], settings).failed) == 1 and "/story/1.html" in site.page_hits()  # ingest asks again
+
+
 def test_stats_command_shows_each_sources_last_success_and_error(site: NewsSite, tmp_path: Path) -> None:
     cfg = tmp_path / "config.yaml"
     cfg.write_text(
