@@ -81,6 +81,10 @@ FEED_ROWS = {
         "a redirect into a path robots.txt disallows",
         "the hop is not requested",
     ),
+    "test_a_feed_that_runs_past_its_time_leaves_the_rest_for_next_time": (
+        "a feed of slow pages, one at a time, past ingest.feed_timeout",
+        "the pages not started fail in one line each, asked for next time",
+    ),
     "test_a_feed_is_read_up_to_its_item_cap": (
         "a feed with more items than ingest.max_feed_items",
         "the rest skipped, said",

@@ -19,6 +19,7 @@ import json
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from ingest.articles import Article, Failure, canonical_url, title_from_text
-from ingest.web import Fetcher, FetchError, Response
+from ingest.web import Fetcher, FetchError, Response, TooLateError
 from qa_bot.settings import IngestSettings
 from qa_bot.sources import FetchLog, FetchRecord, Kind, now
 
@@ -451,7 +452,8 @@ def _load_items(
     pages = memory.records(links, "page")
     present = memory.present(sorted({d for link in links if link in pages for d in pages[link].doc_ids}))
     record.items = list(dict.fromkeys(links))
-    pending: list[Future[tuple[Item, FetchRecord]] | Item] = []
+    pending: list[Future[tuple[Item, FetchRecord | None]] | Item] = []
+    deadline = time.monotonic() + fetcher.settings.feed_timeout
     for link, meta, entry_hash, entry in entries:
         if not is_url(link):
             pending.append(Failure(f"feed item {meta['title']!r} of {url}", "the item has no http(s) link"))
@@ -467,52 +469,99 @@ def _load_items(
             pending.append(Failure(link, reason))
             continue
         conditional = stored and page.entry == meta
-        page.entry, page.entry_hash = meta, entry_hash
-        pending.append(fetcher.submit(_load_page, fetcher, link, page, conditional, url, entry))
-    for item in [*pending, *skipped]:
-        if isinstance(item, Future):
-            loaded, page = item.result()
-            memory.note(page)
-            yield loaded
+        item = _FeedItem(link, meta, entry_hash, entry, url, deadline)
+        pending.append(fetcher.submit(_load_page, fetcher, item, page, conditional))
+    complete = True
+    for waiting in pending:
+        if isinstance(waiting, Future):
+            loaded, new = waiting.result()
+            if new is not None:
+                memory.note(new)
         else:
-            yield item
+            loaded = waiting
+        complete = complete and not isinstance(loaded, Failure)
+        yield loaded
+    yield from skipped
+    if not complete:
+        # An item not read this time must not hide behind the feed's 304 next time: its entry may
+        # be news the records do not hold. The feed is asked for whole again.
+        record.etag = record.last_modified = record.body_hash = ""
+
+
+@dataclass
+class _FeedItem:
+    link: str
+    meta: dict[str, str]  # the feed's word on title, author, date and source
+    entry_hash: str
+    entry: Any  # feedparser's entry; None when the items come from the records (a 304 feed)
+    origin: str
+    deadline: float  # the feed's, from ingest.feed_timeout
 
 
 def _load_page(
-    fetcher: Fetcher, link: str, page: FetchRecord, conditional: bool, origin: str, entry: Any
-) -> tuple[Item, FetchRecord]:
-    """One feed item's page (in the fetch pool): its article, or why not, and its new record."""
+    fetcher: Fetcher, item: _FeedItem, page: FetchRecord, conditional: bool
+) -> tuple[Item, FetchRecord | None]:
+    """One feed item's page (in the fetch pool): its article, or why not, and its new record
+    (None when the page was not asked, so its record stays as it was)."""
+    link = item.link
+    etag, modified = (page.etag, page.last_modified) if conditional else ("", "")
     try:
-        got = fetcher.get(link, page.etag, page.last_modified) if conditional else fetcher.get(link)
+        got = fetcher.get(link, etag, modified, start_by=item.deadline)
+    except TooLateError:  # not the page's fault: its record stays as it was
+        limit = fetcher.settings.feed_timeout
+        return Failure(link, f"not fetched: the feed ran past ingest.feed_timeout = {limit:g} s"), None
     except FetchError as exc:
-        fallback = _entry_fallback(entry, link, page.entry, origin) if entry is not None else None
-        page.failed(str(exc))
-        return fallback or Failure(link, str(exc)), page
+        return _entry_fallback_or(Failure(link, str(exc)), item, page)
     if conditional and (got.not_modified or _body_hash(got.body) == page.body_hash):
         if not got.not_modified:
             page.etag, page.last_modified = got.etag, got.last_modified
+        page.entry_hash = item.entry_hash  # the entry changed, not the page or its metadata
         page.succeeded()
         return Unchanged(page.doc_ids[0], link), page
     page.etag, page.last_modified, page.body_hash = got.etag, got.last_modified, _body_hash(got.body)
     kind = _kind(link, got.content_type, got.body)
-    base = {"origin": origin, "source_path": link, "source": urlsplit(link).hostname or "", "url": link}
+    base = {"origin": item.origin, "source_path": link, "source": urlsplit(link).hostname or "", "url": link}
     kind = ".html" if kind == "feed" else kind  # an item's link is an article, whatever its server says
     items = list(parse_bytes(got.body, kind, link, default_id=canonical_url(link), base=base))
     article = items[0] if items and not isinstance(items[0], Unchanged) else Failure(link, "nothing found at the link")
     if isinstance(article, Failure):
-        fallback = _entry_fallback(entry, link, page.entry, origin) if entry is not None else None
-        if fallback is None:
-            page.failed(article.reason)
-            return article, page
-        article = fallback
-    # The feed's own metadata is the publisher's word on the item; it wins over extraction.
-    for key, value in page.entry.items():
+        return _entry_fallback_or(article, item, page)
+    return _with_feed_metadata(article, item, page), page
+
+
+def _with_feed_metadata(article: Article, item: _FeedItem, page: FetchRecord) -> Article:
+    """The article with the feed's metadata (the publisher's word on the item wins over extraction),
+    and the page's record brought up to this entry."""
+    for key, value in item.meta.items():
         if value:
             setattr(article, key, value)
     article.__post_init__()
-    page.doc_ids = [article.doc_id]
+    page.entry, page.entry_hash, page.doc_ids = item.meta, item.entry_hash, [article.doc_id]
     page.succeeded()
-    return article, page
+    return article
+
+
+def _entry_fallback_or(failure: Failure, item: _FeedItem, page: FetchRecord) -> tuple[Item, FetchRecord]:
+    """The article from the feed's own full text when the page fails, else the failure, recorded.
+
+    A page that was read before keeps the entry it was read with, so a changed entry is asked
+    for again next time; a page never read keeps this one, to be asked for when its feed is a 304.
+    """
+    if item.entry is not None:
+        text = _entry_text(item.entry)
+        if text:
+            article = Article(
+                doc_id=canonical_url(item.link),
+                text=text,
+                url=item.link,
+                origin=item.origin,
+                source_path=item.link,
+            )
+            return _with_feed_metadata(article, item, page), page
+    if not page.last_success:
+        page.entry, page.entry_hash = item.meta, item.entry_hash
+    page.failed(failure.reason)
+    return failure, page
 
 
 def _entry_meta(entry: Any, feed_title: str) -> dict[str, str]:
@@ -532,15 +581,13 @@ def _entry_hash(entry: Any) -> str:
     return hashlib.sha256(json.dumps(parts, ensure_ascii=False).encode()).hexdigest()[:32]
 
 
-def _entry_fallback(entry: Any, link: str, meta: dict[str, Any], origin: str) -> Article | None:
-    """When the page cannot be fetched, a feed that carries the full text still gives the article."""
+def _entry_text(entry: Any) -> str | None:
+    """A feed entry's own full text (``content:encoded``), when it carries the whole article."""
     import trafilatura
 
     content = " ".join(c.get("value", "") for c in entry.get("content", []))
     text = trafilatura.extract(content) if content else None
-    if not text or len(text) < 200:
-        return None
-    return Article(doc_id=canonical_url(link), text=text, url=link, origin=origin, source_path=link, **meta)
+    return text if text and len(text) >= 200 else None
 
 
 def _entry_date(entry: Any) -> str:

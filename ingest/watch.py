@@ -98,9 +98,7 @@ class Watcher:
         try:
             result.due, result.backing_off = self.due()
             if result.due:
-                result.report = ingest(
-                    result.due, self.settings, prune=self.prune, fetcher=self.fetcher, backoff=True
-                )
+                result.report = ingest(result.due, self.settings, prune=self.prune, fetcher=self.fetcher, backoff=True)
         except Exception as exc:  # noqa: BLE001 - one failed round must not end the watch
             result.error = f"{type(exc).__name__}: {exc}"
         result.seconds = time.perf_counter() - began

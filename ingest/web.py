@@ -74,6 +74,10 @@ class FetchError(OSError):
     """A URL could not be fetched; the message says why in one line."""
 
 
+class TooLateError(FetchError):
+    """The request could not start before the caller's ``start_by`` (its host was busy)."""
+
+
 class BlockedAddressError(FetchError):
     """The URL's host is not a public address, and the config does not allow others."""
 
@@ -290,8 +294,12 @@ class Fetcher:
 
     # ------------------------------------------------------------ one GET
 
-    def get(self, url: str, etag: str = "", last_modified: str = "") -> Response:
-        """GET ``url`` after its host's robots.txt allows it, following checked redirects."""
+    def get(self, url: str, etag: str = "", last_modified: str = "", start_by: float | None = None) -> Response:
+        """GET ``url`` after its host's robots.txt allows it, following checked redirects.
+
+        ``start_by`` (a ``time.monotonic()`` value): raise :class:`TooLateError` instead of sending a
+        request that waited for its host past it.
+        """
         if urlsplit(url).scheme not in ("http", "https"):
             raise FetchError(f"not an http(s) URL: {url}")
         headers = {}
@@ -302,7 +310,7 @@ class Fetcher:
         current = url
         for hop in range(MAX_REDIRECTS + 1):
             self._check_robots(current)
-            response = self._get_with_retries(current, headers)
+            response = self._get_with_retries(current, headers, start_by)
             if not isinstance(response, str):
                 return response
             target = urljoin(current, response)
@@ -315,11 +323,11 @@ class Fetcher:
             current = target
         raise AssertionError("unreachable")
 
-    def _get_with_retries(self, url: str, headers: dict[str, str]) -> Response | str:
+    def _get_with_retries(self, url: str, headers: dict[str, str], start_by: float | None) -> Response | str:
         """A Response, or the Location of a redirect."""
         retries = self.settings.fetch_retries
         for attempt in range(retries + 1):
-            status, reason, wait, result = self._once(url, headers, robots=False)
+            status, reason, wait, result = self._once(url, headers, robots=False, start_by=start_by)
             if result is not None:
                 return result
             if status not in _RETRY_STATUSES or attempt == retries:
@@ -332,12 +340,14 @@ class Fetcher:
         raise AssertionError("unreachable")
 
     def _once(
-        self, url: str, headers: dict[str, str], robots: bool
+        self, url: str, headers: dict[str, str], robots: bool, start_by: float | None = None
     ) -> tuple[int, str, float | None, Response | str | None]:
         """(status, reason, Retry-After, result); result is None for an answer to retry or fail on."""
         host = self._host(url)
         with host.slots:
             self._pace(host)
+            if start_by is not None and time.monotonic() > start_by:
+                raise TooLateError("not started in time")
             _deadline.at = time.monotonic() + self.settings.fetch_timeout
             try:
                 return self._send(url, headers, robots)

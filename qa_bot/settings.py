@@ -152,6 +152,14 @@ class IngestSettings(_Section):
     respect_robots_txt: bool = Field(
         True, description="Read each host's robots.txt and fetch nothing it disallows for `user_agent`."
     )
+    feed_timeout: float = Field(
+        300.0,
+        gt=0,
+        description=(
+            "Seconds one feed's items may take in all; items not started by then fail with one line "
+            "each and are asked for next time, so a slow or hostile site cannot hold an ingest for hours."
+        ),
+    )
     max_feed_items: int = Field(
         500,
         ge=1,

@@ -4,6 +4,7 @@ copies grouped, and ``watch`` backing off a failing source."""
 
 from __future__ import annotations
 
+import html
 import json
 import time
 from collections.abc import Iterator
@@ -301,6 +302,43 @@ def test_watch_leaves_a_failing_item_page_alone_until_its_back_off_runs_out(site
     reason = dict(second.report.failed)[site.url("/story/1.html")]
     assert reason.startswith("not asked again until") and reason.endswith("after 1 failure(s): HTTP 404 Not Found")
     assert len(ingest([url], settings).failed) == 1 and "/story/1.html" in site.page_hits()  # ingest asks again
+
+
+def test_a_feed_that_carries_the_full_text_stands_in_for_a_failing_page(site: NewsSite, settings: Settings) -> None:
+    body = html.escape("".join(f"<p>{p}</p>" for p in text_of(5).split("\n")))
+    site.add(
+        "/full.xml",
+        f"""<?xml version="1.0"?><rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/">
+<channel><title>Full Text Wire</title><item><title>From the feed</title><link>{site.url("/gone.html")}</link>
+<content:encoded>{body}</content:encoded></item></channel></rss>""".encode(),
+        content_type="application/rss+xml",
+    )
+    report = ingest([site.url("/full.xml")], settings)
+    assert report.added == [site.url("/gone.html")] and report.ok
+    meta = open_store(settings).documents()[site.url("/gone.html")]
+    assert meta.title == "From the feed" and meta.source == "Full Text Wire"
+
+
+def test_a_changed_item_whose_page_fails_is_asked_for_again(site: NewsSite, settings: Settings) -> None:
+    url = feed_of(site, 1)
+    assert len(ingest([url], settings).added) == 1
+    site.add("/feed.xml", rss("Planet Wire", [("Story 0, corrected", site.url("/story/0.html"))]))
+    site.pages["/story/0.html"].script = [503] * 3  # down while the feed announces the change
+    assert "HTTP 503" in dict(ingest([url], settings).failed)[site.url("/story/0.html")]
+    report = ingest([url], settings)  # the page is back: the change is read, not taken as seen
+    assert len(report.updated) == 1
+    assert open_store(settings).documents()[report.updated[0]].title == "Story 0, corrected"
+
+
+def test_a_feed_that_runs_past_its_time_leaves_the_rest_for_next_time(site: NewsSite, settings: Settings) -> None:
+    url = feed_of(site, 6, delay=1.0)
+    quick = make_settings(settings.store.path, ingest={"per_host_connections": 1, "feed_timeout": 2.5})
+    report = ingest([url], quick)
+    assert len([p for p in site.page_hits() if p.startswith("/story/")]) <= 4  # not all six, one a second
+    late = [r for _, r in report.failed]
+    assert 2 <= len(report.added) <= 4 and len(late) == 6 - len(report.added)
+    assert set(late) == {"not fetched: the feed ran past ingest.feed_timeout = 2.5 s"}
+    assert len(ingest([url], settings).added) == len(late)  # asked for next time
 
 
 def test_stats_command_shows_each_sources_last_success_and_error(site: NewsSite, tmp_path: Path) -> None:
