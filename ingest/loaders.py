@@ -132,8 +132,13 @@ def _load_path(source: str, settings: IngestSettings, memory: FetchMemory) -> It
                 yield from load_file(file, rel.as_posix(), settings, origin)
         record.succeeded()
     elif path.is_file():
-        yield from load_file(path, path.name, settings, origin)
-        record.succeeded()
+        items = list(load_file(path, path.name, settings, origin))
+        failures = [i for i in items if isinstance(i, Failure)]
+        if items and len(failures) == len(items):  # a file whose every article failed has failed
+            record.failed(failures[0].reason)
+        else:
+            record.succeeded()
+        yield from items
     else:
         record.failed("no such file or folder")
         yield Failure(source, "no such file or folder")
@@ -238,7 +243,11 @@ def _parse_html(html: str, where: str, default_id: str, base: dict[str, str]) ->
     record = dict(base)
     # trafilatura's JSON names the canonical URL "source" and the site "source-hostname".
     url = found.get("source") or found.get("url") or (where if is_url(where) else "")
-    site = found.get("sitename") or found.get("source-hostname") or found.get("hostname")
+    # The page's own name for its outlet (og:site_name, or the title's "… | Daily Planet"): trafilatura
+    # reports it as "source-hostname", or there the host of the canonical URL when it found no name.
+    named = found.get("sitename") or found.get("source-hostname")
+    declared = named if named and not _HOSTNAME.fullmatch(named) else None
+    site = named or found.get("hostname")
     for key, value in (
         ("title", found.get("title")),
         ("author", found.get("author")),
@@ -248,6 +257,8 @@ def _parse_html(html: str, where: str, default_id: str, base: dict[str, str]) ->
     ):
         if value:
             record[key] = value
+    if declared:
+        record["site_name"] = declared
     title = str(record.get("title", ""))
     if title and text.startswith(title + "\n"):
         text = text[len(title) + 1 :]  # the headline is the title, not the first sentence
@@ -333,6 +344,7 @@ def _article(record: dict[str, Any], text: str, doc_id: str, where: str) -> Item
             author=str(record.get("author") or ""),
             origin=record.get("origin", ""),
             source_path=record.get("source_path", ""),
+            extra={"site_name": str(record["site_name"])} if record.get("site_name") else {},
         )
     except ValueError as exc:
         return Failure(where, f"invalid article: {exc}")
@@ -431,6 +443,7 @@ def _parse_feed(url: str, body: bytes) -> Any:
 
 
 _DECLARES_ENTITIES = re.compile(rb"<!ENTITY", re.IGNORECASE)
+_HOSTNAME = re.compile(r"[\w-]+(\.[\w-]+)+")
 
 
 def _load_items(
@@ -533,7 +546,9 @@ def _with_feed_metadata(article: Article, item: _FeedItem, page: FetchRecord) ->
     """The article with the feed's metadata (the publisher's word on the item wins over extraction),
     and the page's record brought up to this entry."""
     for key, value in item.meta.items():
-        if value:
+        # The outlet is the page's own word when it names itself: an aggregator's feed carries
+        # many outlets under one title, and a wire copy must be told from its original.
+        if value and not (key == "source" and article.extra.get("site_name")):
             setattr(article, key, value)
     article.__post_init__()
     page.entry, page.entry_hash, page.doc_ids = item.meta, item.entry_hash, [article.doc_id]
@@ -565,11 +580,12 @@ def _entry_fallback_or(failure: Failure, item: _FeedItem, page: FetchRecord) -> 
 
 
 def _entry_meta(entry: Any, feed_title: str) -> dict[str, str]:
+    outlet = entry.get("source", {}).get("title") if isinstance(entry.get("source"), dict) else None
     return {
         "title": entry.get("title") or "",
         "author": entry.get("author") or "",
         "published": _entry_date(entry),
-        "source": feed_title,
+        "source": outlet or feed_title,  # an item's <source> names its outlet (news aggregators)
     }
 
 

@@ -256,6 +256,30 @@ def test_wire_copies_are_grouped_and_named_on_the_source_card(settings: Settings
     assert {o.source for o in top.also_reported_by} == {"Gotham Gazette", "Metropolis Times"}
 
 
+def test_an_aggregators_items_are_named_by_their_own_outlets(site: NewsSite, settings: Settings) -> None:
+    plain = f"<html><body><article><p>{text_of(6)}</p></article></body></html>".encode()  # names no outlet
+    site.add("/named.html", article_html("Named", text_of(7), outlet="Gotham Gazette"))
+    site.add("/plain.html", plain)
+    site.add("/bare.html", f"<html><body><article><p>{text_of(8)}</p></article></body></html>".encode())
+    items = "".join(
+        f"<item><title>{t}</title><link>{site.url(p)}</link>{extra}</item>"
+        for t, p, extra in [
+            ("Named", "/named.html", ""),
+            ("Plain", "/plain.html", '<source url="https://wire.example/rss">Wire Service</source>'),
+            ("Bare", "/bare.html", ""),
+        ]
+    )
+    site.add(
+        "/agg.xml",
+        f'<?xml version="1.0"?><rss version="2.0"><channel><title>Top Stories</title>{items}</channel></rss>'.encode(),
+        content_type="application/rss+xml",
+    )
+    assert len(ingest([site.url("/agg.xml")], settings).added) == 3
+    sources = {d.title: d.source for d in open_store(settings).documents().values()}
+    # the page's own name, then the item's <source>, then the feed's title
+    assert sources == {"Named": "Gotham Gazette", "Plain": "Wire Service", "Bare": "Top Stories"}
+
+
 def test_the_source_card_escapes_further_sources() -> None:
     from qa_bot.results import Answer, Citation, FurtherSource, Passage
 
@@ -347,9 +371,12 @@ def test_stats_command_shows_each_sources_last_success_and_error(site: NewsSite,
         yaml.safe_dump({"store": {"path": "store", "collection": "cli"}, "ingest": {"allow_private_addresses": True}})
     )
     good = feed_of(site, 1)
-    assert qa_bot("ingest", good, "http://127.0.0.1:9/feed.xml", "--config", str(cfg), cwd=tmp_path).returncode == 1
+    (tmp_path / "empty.txt").write_text("")
+    run = qa_bot("ingest", good, "http://127.0.0.1:9/feed.xml", "empty.txt", "--config", str(cfg), cwd=tmp_path)
+    assert run.returncode == 1
     stats = qa_bot("stats", "--config", str(cfg), cwd=tmp_path)
     assert stats.returncode == 0 and "sources (last success, last error):" in stats.stdout
     assert f"{good}: ok; last success " in stats.stdout
     assert "http://127.0.0.1:9/feed.xml: 1 failure(s) in a row" in stats.stdout
     assert "last error: cannot fetch: connection refused" in stats.stdout
+    assert f"{tmp_path / 'empty.txt'}: 1 failure(s) in a row" in stats.stdout  # a file source that failed
