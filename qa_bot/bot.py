@@ -73,6 +73,7 @@ class QABot:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or load_settings()
         self._stories_exist = False
+        self._stories_checked = 0.0  # when a store without story records was last asked
 
     # ------------------------------------------------------------ lazily built parts
 
@@ -119,7 +120,12 @@ class QABot:
         """Name the other outlets of each passage's story (wire copies grouped at ingest): one get by id."""
         if not passages:
             return
-        if not self._stories_exist:  # asked until an ingest has made the records, then known
+        if not self._stories_exist:
+            # Until an ingest has made the records: asked at most once per catch-up interval, so a
+            # store without them (grouping off, or not re-ingested since) costs no question a listing.
+            if time.monotonic() - self._stories_checked < self.settings.retrieval.refresh_seconds:
+                return
+            self._stories_checked = time.monotonic()
             self._stories_exist = f"{self.store.name}-{STORIES}" in collection_names(self.store.client)
             if not self._stories_exist:
                 return

@@ -254,23 +254,37 @@ class Stories:
         dropped with it, so the next ingest of their sources reads them as new and indexes one."""
         if not doc_ids:
             return
+        # A handful of gets by id whatever the number of articles: the stories, the bands they may
+        # own, the copy records, and the stories those copies belong to.
         stories = self._story_meta(doc_ids)
-        gone: list[str] = []
-        for doc_id, meta in stories.items():
-            gone.append(f"story:{doc_id}")
-            gone += [f"copy:{e['doc_id']}" for e in json.loads(meta.get("copies", "[]"))]
-            bands = self.band_ids(_decode(str(meta["signature"])))
-            owned = self.collection.get(ids=bands, include=["metadatas"])
-            gone += [b for b, m in zip(owned["ids"], owned["metadatas"] or [], strict=True) if m["story"] == doc_id]
-        copies = self.collection.get(ids=[f"copy:{d}" for d in doc_ids], include=["metadatas"])
-        for meta in copies["metadatas"] or []:
-            gone.append(f"copy:{meta['doc_id']}")
-            story = stories.get(str(meta["story"])) or self._story_meta([str(meta["story"])]).get(str(meta["story"]))
-            if story is not None and meta["story"] not in doc_ids:
-                entries = [e for e in json.loads(story.get("copies", "[]")) if e["doc_id"] != meta["doc_id"]]
-                self._upsert([f"story:{meta['story']}"], [{**story, "copies": json.dumps(entries)}])
+        gone = {f"story:{d}" for d in stories}
+        for meta in stories.values():
+            gone |= {f"copy:{e['doc_id']}" for e in json.loads(meta.get("copies", "[]"))}
+        bands = sorted({b for meta in stories.values() for b in self.band_ids(_decode(str(meta["signature"])))})
+        owned = self.collection.get(ids=bands, include=["metadatas"]) if bands else {"ids": [], "metadatas": []}
+        gone |= {b for b, m in zip(owned["ids"], owned["metadatas"] or [], strict=True) if m["story"] in stories}
+        copies = self.collection.get(ids=[f"copy:{d}" for d in doc_ids], include=["metadatas"])["metadatas"] or []
+        gone |= {f"copy:{m['doc_id']}" for m in copies}
+        # The copies' own stories, when they stay, lose those copies from their lists.
+        dropped: dict[str, set[str]] = {}
+        for m in copies:
+            if m["story"] not in stories:
+                dropped.setdefault(str(m["story"]), set()).add(str(m["doc_id"]))
+        kept = self._story_meta(sorted(dropped))
+        self._upsert(
+            [f"story:{d}" for d in kept],
+            [
+                {
+                    **meta,
+                    "copies": json.dumps(
+                        [e for e in json.loads(meta.get("copies", "[]")) if e["doc_id"] not in dropped[d]]
+                    ),
+                }
+                for d, meta in kept.items()
+            ],
+        )
         if gone:
-            self.collection.delete(ids=sorted(set(gone)))
+            self.collection.delete(ids=sorted(gone))
 
     # ------------------------------------------------------------ records
 

@@ -280,6 +280,34 @@ def test_an_aggregators_items_are_named_by_their_own_outlets(site: NewsSite, set
     assert sources == {"Named": "Gotham Gazette", "Plain": "Wire Service", "Bare": "Top Stories"}
 
 
+def test_deleting_a_story_lets_its_copies_be_read_as_new(settings: Settings) -> None:
+    with NewsSite("127.0.0.1") as a, NewsSite("127.0.0.2") as b:
+        first = outlet(a, "/story.html", "Wire story", text_of(9), "Daily Planet")
+        copy = outlet(b, "/copy.html", "Copy", text_of(9), "Gotham Gazette")
+        assert ingest([first, copy], settings).grouped == [(copy, first)]
+        app = App(settings)
+        assert app.delete(first).startswith("Deleted")
+        assert app.bot.stories.copies_of([first]) == {} and app.bot.stories.copies_present([copy]) == set()
+        again = ingest([first, copy], settings)  # the copy is news again: grouped anew, not "unchanged"
+    assert again.added == [first] and again.grouped == [(copy, first)] and not again.unchanged
+
+
+def test_a_pruned_copy_leaves_its_storys_list(tmp_path: Path, settings: Settings) -> None:
+    (tmp_path / "planet").mkdir()
+    (tmp_path / "gazette").mkdir()
+    (tmp_path / "planet" / "story.txt").write_text("Wire story\n" + text_of(10))
+    (tmp_path / "gazette" / "copy.txt").write_text("Copy\n" + text_of(10))
+    (tmp_path / "gazette" / "other.txt").write_text("Other\n" + text_of(11))
+    report = ingest([str(tmp_path / "planet"), str(tmp_path / "gazette")], settings)
+    assert report.grouped == [("copy.txt", "story.txt")]
+    (tmp_path / "gazette" / "copy.txt").unlink()
+    pruned = ingest([str(tmp_path / "gazette")], settings, prune=True)
+    assert pruned.removed == ["copy.txt"]
+    stories = QABot(settings).stories
+    assert stories.copies_of(["story.txt"]) == {} and stories.copies_present(["copy.txt"]) == set()
+    assert sorted(open_store(settings).documents()) == ["other.txt", "story.txt"]  # the story stays
+
+
 def test_the_source_card_escapes_further_sources() -> None:
     from qa_bot.results import Answer, Citation, FurtherSource, Passage
 
