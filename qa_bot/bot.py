@@ -34,6 +34,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import date, datetime
 from functools import cached_property
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -41,6 +42,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from qa_bot import prompts
+from qa_bot import timeline as timelines
 from qa_bot.citations import (
     Checked,
     PassageSentences,
@@ -55,11 +57,13 @@ from qa_bot.citations import (
 from qa_bot.embeddings import Embedder, get_embedder
 from qa_bot.generation import GenerationError, Generator, get_generator, yes_threshold
 from qa_bot.prompts import ANSWERABLE_CHECK, EMPTY_STORE, INSTRUCTION_LIKE, REFUSAL, Message, with_line
-from qa_bot.results import Answer, EarlyAnswer, Filters, FurtherSource, Passage
+from qa_bot.results import Answer, Citation, EarlyAnswer, Filters, FurtherSource, Passage
 from qa_bot.retrieval import Retriever
 from qa_bot.settings import AnswerSettings, Settings, load_settings
 from qa_bot.store import Store, collection_names, open_store
 from qa_bot.stories import STORIES, Stories
+from qa_bot.timeframe import TimeScope, annotate_weekdays, long_date, moment_of, month_year, parse_day, resolve
+from qa_bot.timeline import Timeline, whats_new_request
 
 History = Sequence[tuple[str, str]]
 Verdict = Literal["refuse", "judge", "answer"]
@@ -106,12 +110,19 @@ class QABot:
         filters: Filters | dict[str, Any] | None = None,
         history: History | None = None,
         vector: np.ndarray | None = None,
+        as_of: date | datetime | str | None = None,
     ) -> list[Passage]:
-        """Stage 1: the passages for the question (``vector``: its embedding, if already made)."""
+        """Stage 1: the passages for the question as of ``as_of`` (None: now; nothing published
+        after it is returned); ``vector``: the question's embedding, if already made."""
         question = self.check_question(question)
         query = vector.tolist() if vector is not None else None
         passages = self.retriever.search(
-            question, k=k, filters=Filters.coerce(filters), context=_context(history), vector=query
+            question,
+            k=k,
+            filters=Filters.coerce(filters),
+            context=_context(history),
+            vector=query,
+            as_of=None if as_of is None else moment_of(as_of),
         )
         self._further_sources(passages)
         return passages
@@ -141,17 +152,26 @@ class QABot:
         return Stories(self.store.client, self.store.name, self.settings.ingest.duplicate_threshold)
 
     def ask(
-        self, question: str, history: History | None = None, filters: Filters | dict[str, Any] | None = None
+        self,
+        question: str,
+        history: History | None = None,
+        filters: Filters | dict[str, Any] | None = None,
+        as_of: date | datetime | str | None = None,
     ) -> Answer:
+        """The checked answer as of ``as_of`` (None: now): the last thing :meth:`stream` yields."""
         final = None
-        for part in self.stream(question, history=history, filters=filters):
+        for part in self.stream(question, history=history, filters=filters, as_of=as_of):
             if isinstance(part, Answer):
                 final = part
         assert final is not None
         return final
 
     def stream(
-        self, question: str, history: History | None = None, filters: Filters | dict[str, Any] | None = None
+        self,
+        question: str,
+        history: History | None = None,
+        filters: Filters | dict[str, Any] | None = None,
+        as_of: date | datetime | str | None = None,
     ) -> Iterator[EarlyAnswer | str | Answer]:
         """Yield an :class:`EarlyAnswer`, then text deltas as the model writes them, then the checked :class:`Answer`.
 
@@ -160,24 +180,34 @@ class QABot:
         is too weak gets no early answer, only the final refusal. The deltas are the model's raw
         text; the final :class:`Answer` is what to show: its citations are checked and its text
         may differ from the deltas (unsupported sentences dropped), or be a refusal.
+
+        ``as_of`` is the moment the question is asked at (a date, datetime or ISO string; None:
+        now): nothing published after it is retrieved, "this week" or "latest" in the question
+        are read against it, the prompt states it, and the answer says what it is as of
+        (:attr:`Answer.dateline`).
         """
         began = time.perf_counter()
         question = self.check_question(question)
+        moment = moment_of(as_of)
+        request = whats_new_request(question, moment)
+        if request is not None:  # "What's new about X since D?"
+            yield self.whats_new(request[0], request[1], as_of=moment, filters=filters)
+            return
         vector = self.embed_question(question)
-        passages = self.retrieve(question, filters=filters, history=history, vector=vector)
+        passages = self.retrieve(question, filters=filters, history=history, vector=vector, as_of=as_of)
         timings = {"retrieval": time.perf_counter() - began}
         if not passages:
             text = EMPTY_STORE if self.store.is_empty() else REFUSAL
-            yield Answer(text=text, refused=True, mode="refused", timings=timings)
+            yield Answer(text=text, refused=True, mode="refused", timings=timings, as_of=moment.isoformat())
             return
         evidence = self.weigh_evidence(question, vector, passages)
         scores = {"evidence": evidence.best}
         settings, yes_below, has_probe = self.settings.answer, self.yes_below(), self.generator.probe is not None
         if decide(scores, settings, yes_below, has_probe, judged=False) == "refuse":
-            yield refusal(passages, timings, scores)
+            yield self.date_answer(refusal(passages, timings, scores), question, moment)
             return
         shown = self.select_passages(evidence)
-        messages = self.build_prompt(question, vector, evidence, shown, history)
+        messages = self.build_prompt(question, vector, evidence, shown, history, moment)
         if not evidence.weak(settings):
             # Cited words first: the model may take many seconds to read its prompt on a slow CPU.
             yield self.early_answer(question, vector, shown, began, timings)
@@ -186,7 +216,7 @@ class QABot:
             if "answerable" in scores or "probe" in scores:
                 timings["check"] = time.perf_counter() - began
         if decide(scores, settings, yes_below, has_probe, judged=True) == "refuse":
-            yield refusal([ps.passage for ps in shown], timings, scores)
+            yield self.date_answer(refusal([ps.passage for ps in shown], timings, scores), question, moment)
             return
         raw: list[str] = []
         for delta in self.generate(messages):
@@ -195,7 +225,85 @@ class QABot:
             raw.append(delta)
             yield delta
         timings["answer"] = time.perf_counter() - began
-        yield self.check_answer(question, vector, "".join(raw), shown, scores, timings)
+        answer = self.check_answer(question, vector, "".join(raw), shown, scores, timings)
+        yield self.date_answer(answer, question, moment)
+
+    def timeline(
+        self,
+        topic: str,
+        since: date | str | None = None,
+        until: date | str | None = None,
+        as_of: date | datetime | str | None = None,
+        filters: Filters | dict[str, Any] | None = None,
+        limit: int = 20,
+    ) -> Timeline:
+        """The topic's events in date order, each one exact quoted sentence with every article that
+        reports it, from ``since`` to ``until`` (inclusive) as of ``as_of`` (None: now).
+
+        Extractive and without a model call (qa_bot.timeline says how)::
+
+            for e in bot.timeline("Boeing 737 MAX", since="2024-01-01").entries:
+                print(e.date, e.text, [c.passage.source for c in e.citations])
+        """
+        began = time.perf_counter()
+        topic = self.check_question(topic)
+        moment = moment_of(as_of)
+        period = Filters.coerce({"since": since, "until": until})
+        lo, hi = period.since, period.until
+        entries = timelines.build(
+            topic, self._timeline_search, self.scorer, self.embed_question(topic), moment, lo, hi,
+            Filters.coerce(filters), limit,
+        )  # fmt: skip
+        return Timeline(
+            topic,
+            entries,
+            as_of=moment.isoformat(),
+            since=lo.isoformat() if lo else "",
+            until=hi.isoformat() if hi else "",
+            seconds=round(time.perf_counter() - began, 3),
+        )
+
+    def whats_new(
+        self,
+        topic: str,
+        since: date | str,
+        as_of: date | datetime | str | None = None,
+        filters: Filters | dict[str, Any] | None = None,
+    ) -> Answer:
+        """What the articles report about ``topic`` after ``since`` that they had not reported
+        before it, as a cited answer (one dated line per event); ``qa-bot ask "What's new about X
+        since 2024-03-01?"`` comes here too."""
+        began = time.perf_counter()
+        moment = moment_of(as_of)
+        day = timelines.since_day(since, moment)
+        found = self.timeline(topic, since=day, as_of=moment, filters=filters)
+        before = timelines.day_before(day)
+        window = Filters.coerce(filters)
+        window = Filters(source=window.source, since=window.since, until=before)
+        earlier = self._timeline_search(topic, 20, window, TimeScope("named", window.since, before, "before"))
+        entries = timelines.new_since(found.entries, earlier, self.scorer)
+        timings = {"answer": time.perf_counter() - began}
+        if not entries:
+            text = prompts.NOTHING_NEW.format(topic=topic, since=long_date(day))
+            return Answer(text=text, refused=False, mode="whats_new", timings=timings, as_of=moment.isoformat())
+        citations: list[Citation] = []
+        lines = []
+        for entry in entries:
+            marks = ""
+            for c in entry.citations:
+                citations.append(Citation(len(citations) + 1, c.passage, c.quote, c.quote_start, c.support))
+                marks += f"[{len(citations)}]"
+            lines.append(f"- {long_date(date.fromisoformat(entry.date))}: {entry.text} {marks}")
+        text = prompts.NEW_SINCE.format(topic=topic, since=long_date(day)) + "\n" + "\n".join(lines)
+        passages = [c.passage for c in citations]
+        answer = Answer(text, False, citations, passages, mode="whats_new", timings=timings, as_of=moment.isoformat())
+        answer.newest = max(e.date for e in entries)
+        return answer
+
+    def _timeline_search(self, topic: str, k: int, filters: Filters, scope: TimeScope) -> list[Passage]:
+        passages = self.retriever.search(topic, k=k, filters=filters, as_of=filters.until, scope=scope)
+        self._further_sources(passages)
+        return passages
 
     def as_retriever(self, k: int | None = None, filters: Filters | dict[str, Any] | None = None) -> Any:
         from qa_bot.langchain import QABotRetriever
@@ -250,6 +358,7 @@ class QABot:
         evidence: Evidence,
         shown: list[PassageSentences],
         history: History | None = None,
+        moment: date | None = None,
     ) -> list[Message]:
         """Stage 3: the model's messages (qa_bot.prompts), each shown passage cut to its sentences
         closest to the question within an even share of generation.prompt_tokens.
@@ -261,6 +370,7 @@ class QABot:
         answer better (docs/experiments/2026-11-28-first-token-latency.md).
         """
         share = max(40, int(self.generator.settings.prompt_tokens) // max(1, len(evidence.passages)))
+        moment = moment or moment_of(None)
         texts = [self.passage_text(ps, vector, share) for ps in shown]
         blocks: list[str] = []
         seen_docs: dict[str, int] = {}
@@ -270,11 +380,13 @@ class QABot:
                 blocks.append(prompts.MORE_OF.format(number=n, first=seen_docs[p.doc_id], body=body))
                 continue
             seen_docs[p.doc_id] = n
-            meta = ", ".join(x for x in (p.source, p.published) if x)
+            day = parse_day(p.published)
+            meta = ", ".join(x for x in (p.source, long_date(day) if day else prompts.NO_DATE) if x)
             title = p.title if len(p.title) <= 80 else p.title[:80].rsplit(" ", 1)[0] + "…"
-            blocks.append(prompts.PASSAGE.format(number=n, title=title, meta=f" ({meta})" if meta else "", body=body))
+            blocks.append(prompts.PASSAGE.format(number=n, title=title, meta=f" ({meta})", body=body))
         # Retrieval already saw the whole earlier turn (_context); the prompt only names its question.
-        user = prompts.user_message(blocks, question, history[-1][0] if history else None)
+        earlier = history[-1][0] if history else None
+        user = prompts.user_message(blocks, question, earlier, long_date(moment))
         return [{"role": "system", "content": prompts.SYSTEM}, {"role": "user", "content": user}]
 
     def passage_text(self, ps: PassageSentences, vector: np.ndarray, budget: int) -> str:
@@ -291,7 +403,8 @@ class QABot:
                 continue
             chosen.append(int(i))
             used += lengths[i]
-        return " ".join(ps.sentence(i) for i in sorted(chosen))
+        # "on Thursday" in the article, with its calendar date from the article's own (timeframe).
+        return annotate_weekdays(" ".join(ps.sentence(i) for i in sorted(chosen)), parse_day(ps.passage.published))
 
     def early_answer(
         self, question: str, vector: np.ndarray, shown: list[PassageSentences], began: float, timings: dict[str, float]
@@ -354,6 +467,31 @@ class QABot:
             refused.unsupported = checked.unsupported
             return refused
         return answer_of(checked, passages, timings, scores, mode="generated")
+
+    def date_answer(self, answer: Answer, question: str, moment: date) -> Answer:
+        """Stage 8: say what the answer is as of: the moment, the newest cited article's date, and
+        a note when that is older than the question suggests (docs/architecture.md, "Time").
+
+        The note: for a question about a period near the moment ("this week", "since March"),
+        when the newest cited article is from before the period; for one about now or naming no
+        time, when it is more than answer.stale_days older than the moment; none for a question
+        naming a calendar period ("in 2019"). Cited articles none of which is dated are said to be.
+        """
+        answer.as_of = moment.isoformat()
+        if answer.refused or not answer.citations:
+            return answer
+        dated = [d for c in answer.citations if (d := parse_day(c.passage.published)) is not None]
+        if not dated:
+            answer.note = prompts.UNDATED_NOTE
+            return answer
+        newest = max(dated)
+        answer.newest = newest.isoformat()
+        scope = resolve(question, moment)
+        if scope is not None and scope.kind == "period" and scope.since and newest < scope.since:
+            answer.note = prompts.OLD_FOR_PERIOD.format(newest=month_year(newest), phrase=scope.phrase)
+        elif (scope is None or scope.kind == "recent") and (moment - newest).days > self.settings.answer.stale_days:
+            answer.note = prompts.OLD_FOR_NOW.format(newest=month_year(newest))
+        return answer
 
 
 @dataclass

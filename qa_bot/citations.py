@@ -26,6 +26,7 @@ import numpy as np
 from qa_bot.embeddings import Embedder
 from qa_bot.results import Citation, Passage
 from qa_bot.text import digit_figures, figures, split_sentences
+from qa_bot.timeframe import long_date, parse_day, resolve_weekdays
 
 CITATION = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
@@ -103,7 +104,12 @@ class SupportScorer:
             offset += len(ss)
             words = [set(content_words(p.text[a:b])) for a, b in ss]
             # The title and date belong to the evidence: "published in 2024" is backed by the date.
-            out.append(PassageSentences(p, ss, block, words, figures(f"{p.title}\n{p.text}\n{p.published}")))
+            # So are the calendar dates of its weekdays ("on Thursday"), which the prompt shows.
+            day = parse_day(p.published)
+            weekdays = " ".join(long_date(d) for _, d in resolve_weekdays(p.text, day))
+            out.append(
+                PassageSentences(p, ss, block, words, figures(f"{p.title}\n{p.text}\n{p.published}\n{weekdays}"))
+            )
         return out
 
     def scores(self, claims: list[str], prepared: list[PassageSentences]) -> list[list[tuple[float, int]]]:
@@ -204,7 +210,7 @@ def extractive_answer(
         matches = support(ps.vectors, ps.words, q_vec, q_words)
         ranked += [(float(matches[j]), n, j) for j in range(len(ps.spans))]
     ranked.sort(reverse=True)
-    chosen = ranked[:max_sentences]
+    chosen = _distinct(ranked, prepared, max_sentences)
     parts = [_attach(prepared[n].sentence(j), f"[{n + 1}]") for _, n, j in chosen]
     if per_sentence:
         quoted = sorted((_citation(n, prepared[n], j, score) for score, n, j in chosen), key=_reading_order)
@@ -213,6 +219,24 @@ def extractive_answer(
     for score, n, j in chosen:
         citations.setdefault(n, _citation(n, prepared[n], j, score))
     return Checked(text=" ".join(parts), citations=[citations[n] for n in sorted(citations)])
+
+
+def _distinct(
+    ranked: list[tuple[float, int, int]], prepared: list[PassageSentences], most: int
+) -> list[tuple[float, int, int]]:
+    """The best ``most`` sentences, each said once: overlapping chunks of an article (and copies of
+    a story) hold the same sentence, whole or cut at a chunk's edge, and it is quoted only once."""
+    chosen: list[tuple[float, int, int]] = []
+    said: list[str] = []
+    for score, n, j in ranked:
+        text = " ".join(prepared[n].sentence(j).split()).lower()
+        if not text or any(text in other or other in text for other in said):
+            continue
+        chosen.append((score, n, j))
+        said.append(text)
+        if len(chosen) == most:
+            break
+    return chosen
 
 
 def _reading_order(c: Citation) -> tuple[int, int]:

@@ -7,6 +7,7 @@ from datetime import date
 from typing import Any
 
 from qa_bot.schema import ChunkMeta
+from qa_bot.timeframe import long_date, parse_day
 
 
 @dataclass
@@ -79,6 +80,22 @@ class Answer:
     # The signals the refusal decision used: "evidence" (best question-sentence match, 0..1)
     # and "answerable" (the model's P(yes) that the passages answer the question).
     scores: dict[str, float] = field(default_factory=dict)
+    # The moment the question was asked at (ISO day), the newest cited article's date (ISO; ""
+    # when none is dated), and a note when that evidence is older than the question suggests.
+    as_of: str = ""
+    newest: str = ""
+    note: str = ""
+
+    @property
+    def dateline(self) -> str:
+        """What the answer is as of, for a reader: "As of 5 January 2024 (newest cited article: …)."."""
+        moment, newest = parse_day(self.as_of), parse_day(self.newest)
+        if moment is None:
+            return self.note
+        said = f"As of {long_date(moment)}"
+        if newest is not None:
+            said += f"; newest cited article {long_date(newest)}"
+        return f"{said}. {self.note}".strip()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

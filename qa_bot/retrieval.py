@@ -15,24 +15,26 @@ are collapsed. Filters (source, published date range) apply to both searches.
 
 from __future__ import annotations
 
-import calendar
 import re
 import threading
-from dataclasses import dataclass
-from datetime import date, timedelta
+from dataclasses import replace
+from datetime import date
 from typing import Any
 
 from qa_bot.embeddings import Embedder
 from qa_bot.lexical import LexicalSync, day_ts
 from qa_bot.results import Filters, Passage
-from qa_bot.schema import ChunkMeta
+from qa_bot.schema import STAMP, ChunkMeta
 from qa_bot.settings import RetrievalSettings
 from qa_bot.store import Store
+from qa_bot.timeframe import TimeScope, moment_of, resolve
 
 RRF_K = 60
 
 
-def chroma_where(filters: Filters) -> dict[str, Any] | None:
+def chroma_where(filters: Filters, as_of: date | None = None) -> dict[str, Any] | None:
+    """Chroma's ``where`` for the filters and, if given, the moment: an article dated after it is
+    not searched, nor an undated one ingested after it (:func:`visible` checks every hit again)."""
     clauses: list[dict[str, Any]] = []
     if filters.source:
         clauses.append({"source": {"$in": list(filters.source)}})
@@ -40,55 +42,25 @@ def chroma_where(filters: Filters) -> dict[str, Any] | None:
         clauses.append({"published_ts": {"$gte": day_ts(filters.since)}})
     if filters.until:
         clauses.append({"published_ts": {"$lte": day_ts(filters.until)}})
+    if as_of is not None and not (filters.until and filters.until <= as_of):
+        # Chroma cannot ask for a missing key, so an undated chunk is let in by its ingest time.
+        clauses.append({"$or": [{"published_ts": {"$lte": day_ts(as_of)}}, {STAMP: {"$lt": _day_end_ms(as_of)}}]})
     if not clauses:
         return None
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
 
-# ---------------------------------------------------------------- time cues
+def _day_end_ms(day: date) -> int:
+    return (day_ts(day) + 86400) * 1000
 
 
-@dataclass(frozen=True)
-class TimeCue:
-    since: date | None = None
-    until: date | None = None
-    recent: bool = False
-
-
-_MONTHS = {m.lower(): i for i, m in enumerate(calendar.month_name) if m}
-
-
-def time_cue(question: str, today: date) -> TimeCue | None:
-    """The period a question names, as a soft preference (never a hard filter)."""
-    q = question.lower()
-    if re.search(r"\btoday\b", q):
-        return TimeCue(today, today)
-    if re.search(r"\byesterday\b", q):
-        return TimeCue(today - timedelta(days=1), today - timedelta(days=1))
-    if re.search(r"\bthis week\b", q):
-        return TimeCue(today - timedelta(days=today.weekday()), today)
-    if re.search(r"\blast week\b", q):
-        start = today - timedelta(days=today.weekday() + 7)
-        return TimeCue(start, start + timedelta(days=6))
-    if re.search(r"\bthis month\b", q):
-        return TimeCue(today.replace(day=1), today)
-    if re.search(r"\blast month\b", q):
-        end = today.replace(day=1) - timedelta(days=1)
-        return TimeCue(end.replace(day=1), end)
-    if re.search(r"\bthis year\b", q):
-        return TimeCue(date(today.year, 1, 1), today)
-    if re.search(r"\blast year\b", q):
-        return TimeCue(date(today.year - 1, 1, 1), date(today.year - 1, 12, 31))
-    month_year = re.search(r"\b(?:in|during|since)\s+(" + "|".join(_MONTHS) + r")\s+((?:19|20)\d\d)\b", q)
-    if month_year:
-        year, month = int(month_year.group(2)), _MONTHS[month_year.group(1)]
-        return TimeCue(date(year, month, 1), date(year, month, calendar.monthrange(year, month)[1]))
-    in_year = re.search(r"\b(?:in|during|of)\s+((?:19|20)\d\d)\b", q)
-    if in_year:
-        return TimeCue(date(int(in_year.group(1)), 1, 1), date(int(in_year.group(1)), 12, 31))
-    if re.search(r"\b(latest|newest|most recent|recently|recent|currently|now|nowadays)\b", q):
-        return TimeCue(recent=True)
-    return None
+def visible(meta: dict[str, Any], moment: date) -> bool:
+    """Whether a chunk existed at ``moment``: published on or before its day; an undated article
+    counts as published when it was ingested (docs/architecture.md, "Time")."""
+    m = ChunkMeta.from_metadata(meta)
+    if m.published_ts is not None:
+        return m.published_ts <= day_ts(moment)
+    return m.indexed_at < _day_end_ms(moment)
 
 
 # ---------------------------------------------------------------- retriever
@@ -132,36 +104,96 @@ class Retriever:
         k: int | None = None,
         filters: Filters | None = None,
         context: str = "",
-        today: date | None = None,
+        as_of: date | None = None,
         vector: list[float] | None = None,
+        scope: TimeScope | None = None,
     ) -> list[Passage]:
-        """The ``k`` best passages for ``query``; ``context`` (earlier turns) widens recall;
-        ``vector``, the query's embedding if the caller has made it already."""
+        """The ``k`` best passages for ``query`` as of ``as_of`` (None: today); ``context``
+        (earlier turns) widens recall; ``vector``, the query's embedding if the caller has made it
+        already; ``scope``, the period the question names if the caller has read it already.
+
+        Nothing published after the moment is returned. Time in the ranking (docs/architecture.md,
+        "Time"): a period the question names is searched on its own as well and lifted; otherwise
+        the newest evidence is preferred by a decay with the article's age at the moment.
+        """
         k = k or self.settings.k
         filters = filters or Filters()
+        moment = moment_of(as_of)
+        if scope is None:
+            scope = resolve(query, moment)
         lexical = self.lexical()
         n = max(self.settings.candidates, k)
-        found: dict[str, tuple[str, dict[str, Any]]] = {}
+        found: Found = {}
         lists: list[tuple[float, list[str]]] = []
-        queries = [(query, 1.0, vector)]
+        searches = [(query, 1.0, vector, filters)]
         if context:
-            queries.append((f"{context}\n{query}", self.settings.context_weight, None))
-        for text, weight, known in queries:
-            dense_ids = self._dense(known or self.embedder.embed([text])[0], n, filters, found)
+            searches.append((f"{context}\n{query}", self.settings.context_weight, None, filters))
+        window = self._window(scope, moment, filters)
+        if window is not None:
+            searches.append((query, self.settings.period_weight, vector, window))
+        for text, weight, known, where in searches:
+            if known is None:
+                known = vector if text == query and vector is not None else self.embedder.embed([text])[0]
+            dense_ids = self._dense(known, n, where, as_of, found)
             lists.append((weight * self.settings.dense_weight, dense_ids))
-            lists.append((weight * self.settings.bm25_weight, [cid for cid, _ in lexical.search(text, n, filters)]))
+            lexical_filters = (
+                where if as_of is None or (where.until and where.until <= as_of) else replace(where, until=as_of)
+            )
+            lists.append(
+                (weight * self.settings.bm25_weight, [cid for cid, _ in lexical.search(text, n, lexical_filters)])
+            )
         fused = _rrf(lists)
         # BM25 found only ids: their text comes from the store, which also drops any since deleted.
         found.update(self.store.get([cid for cid in fused if cid not in found]))
-        fused = {cid: score for cid, score in fused.items() if cid in found}
-        cue = time_cue(query, today or date.today())
-        if cue:
-            fused = _apply_time_cue(fused, cue, found, self.settings.time_boost)
+        fused = {cid: score for cid, score in fused.items() if cid in found and visible(found[cid][1], moment)}
+        fused = self._in_time(fused, found, moment, scope)
         ranked = sorted(fused.items(), key=lambda kv: -kv[1])
         return _collapse(ranked, found, k)
 
-    def _dense(self, vector: list[float], n: int, filters: Filters, found: Found) -> list[str]:
-        hits = self.store.nearest(vector, n, chroma_where(filters))
+    def _window(self, scope: TimeScope | None, moment: date, filters: Filters) -> Filters | None:
+        """The filters of the extra search within the period the question is about: the period it
+        names, else the last ``retrieval.recent_days`` before the moment; None for none."""
+        if scope is not None and scope.kind != "recent":
+            since, until = scope.since, scope.until
+        elif self.settings.recent_days > 0 and self.settings.period_weight > 0:
+            since, until = date.fromordinal(moment.toordinal() - self.settings.recent_days + 1), moment
+        else:
+            return None
+        if filters.since and (since is None or filters.since > since):
+            since = filters.since
+        if filters.until and (until is None or filters.until < until):
+            until = filters.until
+        if since and until and since > until:
+            return None
+        return replace(filters, since=since, until=until)
+
+    def _in_time(
+        self, fused: dict[str, float], found: Found, moment: date, scope: TimeScope | None
+    ) -> dict[str, float]:
+        """Scores with time in them: a named period's articles lifted by ``retrieval.time_boost``;
+        unless the question names a calendar period, each article's score times
+        ``(1 - w) + w * 0.5 ** (age / half_life)`` (``retrieval.recency_weight``,
+        ``retrieval.recency_half_life_days``; an undated article's age is from its ingest)."""
+        s = self.settings
+        weight = s.recency_weight_recent if scope is not None and scope.kind == "recent" else s.recency_weight
+        days = {cid: published_day(found[cid][1]) for cid in fused}
+        # Age is counted from the newest dated candidate (at most the moment), so that an archive
+        # whose news stopped a year before the moment still prefers the newest of what it has.
+        anchor = min(moment, max((d for d in days.values() if d is not None), default=moment))
+        out: dict[str, float] = {}
+        for cid, score in fused.items():
+            day = days[cid]
+            if scope is not None and scope.kind != "recent" and scope.holds(day):
+                score *= 1.0 + s.time_boost
+            if scope is None or scope.kind != "named":
+                # An undated article is as old as its ingest, the latest it can have been published.
+                age = (anchor - (day or ingested_day(found[cid][1]))).days
+                score *= (1.0 - weight) + weight * 0.5 ** (max(0, age) / s.recency_half_life_days)
+            out[cid] = score
+        return out
+
+    def _dense(self, vector: list[float], n: int, filters: Filters, as_of: date | None, found: Found) -> list[str]:
+        hits = self.store.nearest(vector, n, chroma_where(filters, as_of))
         for cid, text, meta in hits:
             found[cid] = (text, meta)
         return [cid for cid, _, _ in hits]
@@ -178,25 +210,16 @@ def _rrf(lists: list[tuple[float, list[str]]]) -> dict[str, float]:
 Found = dict[str, tuple[str, dict[str, Any]]]  # chunk id -> (text, metadata)
 
 
-def _published(found: Found, cid: str) -> int:
-    ts = ChunkMeta.from_metadata(found[cid][1]).published_ts
-    return -1 if ts is None else ts
+def published_day(meta: dict[str, Any]) -> date | None:
+    ts = ChunkMeta.from_metadata(meta).published_ts
+    return None if ts is None else date.fromordinal(_EPOCH + ts // 86400)
 
 
-def _apply_time_cue(fused: dict[str, float], cue: TimeCue, found: Found, boost: float) -> dict[str, float]:
-    out = dict(fused)
-    if cue.recent:
-        dated = sorted((cid for cid in fused if _published(found, cid) >= 0), key=lambda cid: -_published(found, cid))
-        for rank, cid in enumerate(dated):
-            out[cid] += boost / (RRF_K + rank + 1)
-        return out
-    lo = day_ts(cue.since) if cue.since else -(2**62)
-    hi = day_ts(cue.until) if cue.until else 2**62
-    for cid in fused:
-        ts = _published(found, cid)
-        if ts >= 0 and lo <= ts <= hi:
-            out[cid] *= 1.0 + boost
-    return out
+def ingested_day(meta: dict[str, Any]) -> date:
+    return date.fromordinal(_EPOCH + ChunkMeta.from_metadata(meta).indexed_at // 86_400_000)
+
+
+_EPOCH = date(1970, 1, 1).toordinal()
 
 
 def _tokens(text: str) -> set[str]:

@@ -208,7 +208,36 @@ class RetrievalSettings(_Section):
     time_boost: float = Field(
         0.5,
         ge=0,
-        description='How much a question that names a period ("this week", "in 2024", "latest") lifts articles of it.',
+        description='How much a question naming a period ("this week", "in 2019") lifts articles of it (x 1 + this).',
+    )
+    period_weight: float = Field(
+        1.0,
+        ge=0,
+        description=(
+            "Fusion weight of the extra search within the period a question names, or within the last "
+            "`recent_days` before the moment when it names none (0: no extra search)."
+        ),
+    )
+    recent_days: int = Field(
+        30,
+        ge=0,
+        le=3650,
+        description="Days before the moment that the extra search covers for a question naming no period (0: off).",
+    )
+    recency_weight: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description=(
+            "How much an article's age at the moment lowers its score, for a question that names no calendar "
+            "period: score x (1 - w + w x 0.5 ** (age / half-life)); an undated article's age is from its ingest."
+        ),
+    )
+    recency_weight_recent: float = Field(
+        0.7, ge=0, le=1, description='The same, for a question about now ("latest", "currently", "still").'
+    )
+    recency_half_life_days: float = Field(
+        60.0, gt=0, le=36500, description="Age, in days at the moment, at which the recency factor is half way."
     )
     lexical_path: Path = Field(
         Path("var/lexical"),
@@ -363,6 +392,15 @@ class AnswerSettings(_Section):
     )
     support_threshold: float = Field(
         0.5, ge=0, le=1, description="An answer sentence needs this support from a passage sentence to stay."
+    )
+    stale_days: int = Field(
+        30,
+        ge=0,
+        le=36500,
+        description=(
+            "An answer to a question about now (or naming no time) whose newest cited article is older than "
+            "this many days at the moment says so."
+        ),
     )
     max_question_chars: int = Field(2000, ge=10, description="A longer question is refused with a message.")
 

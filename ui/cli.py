@@ -95,7 +95,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--source", action="append", default=[], metavar="S", help="only articles from source S")
     p.add_argument("--since", metavar="DATE", help="only articles published on or after DATE (YYYY-MM-DD)")
     p.add_argument("--until", metavar="DATE", help="only articles published on or before DATE (YYYY-MM-DD)")
+    p.add_argument(
+        "--as-of",
+        metavar="DATE",
+        help="ask as of DATE (YYYY-MM-DD): nothing published after it; 'this week' is its week",
+    )
     p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("timeline", parents=[common], help="a topic's events in date order, each quoted and cited")
+    p.add_argument("topic")
+    p.add_argument("--since", metavar="DATE", help="events on or after DATE (YYYY-MM-DD)")
+    p.add_argument("--until", metavar="DATE", help="events on or before DATE (YYYY-MM-DD)")
+    p.add_argument("--as-of", metavar="DATE", help="as of DATE: nothing published after it (default: today)")
+    p.add_argument("--source", action="append", default=[], metavar="S", help="only articles from source S")
+    p.add_argument("--limit", type=int, default=20, help="at most N events (default 20)")
+    p.add_argument("--json", action="store_true", help='print [{"date", "text", "citations": [...]}]')
+    p.set_defaults(func=cmd_timeline)
 
     p = sub.add_parser("eval", parents=[common], help="measure retrieval, answers, citations, refusals, latency")
     p.add_argument("dataset", type=Path, metavar="DATASET_DIR", help="folder with corpus.jsonl and questions.jsonl")
@@ -104,6 +119,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, metavar="OUT", help="write every figure and per-question result here")
     p.add_argument("--baseline", choices=["langchain"], help="also run the LangChain tutorial pipeline")
     p.add_argument("--baseline-only", action="store_true", help="run only the baseline (with --baseline)")
+    p.add_argument(
+        "--ignore-asked-on", action="store_true", help="ask dated questions as of now, not as of their asked_on"
+    )
+    p.add_argument("--keep-store", type=Path, metavar="DIR", help="keep the ingested store in DIR and reuse it")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("serve", parents=[common], help="serve the chat UI (loopback unless told otherwise)")
@@ -181,7 +200,7 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     early: EarlyAnswer | None = None
     answer: Answer | None = None
     try:
-        for part in QABot(settings).stream(args.question, filters=filters):
+        for part in QABot(settings).stream(args.question, filters=filters, as_of=args.as_of):
             if isinstance(part, EarlyAnswer):
                 early = part
                 if not args.json:  # at once, with its sources: the model's answer may be many seconds away
@@ -196,13 +215,43 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     assert answer is not None
     if args.json:
         early_dict = early.to_dict() if early else None
-        print(json.dumps({**answer.to_dict(), "early": early_dict}, ensure_ascii=False, indent=2))
+        out = {**answer.to_dict(), "dateline": answer.dateline, "early": early_dict}
+        print(json.dumps(out, ensure_ascii=False, indent=2))
         return EXIT_OK
-    if early is not None and answer.text == early.text:
-        return EXIT_OK  # the model's answer fell back to the same quotes
-    print(f"Answer:\n{answer.text}" if early is not None else answer.text)
-    shown = {(c.number, c.quote) for c in early.citations} if early else set()
-    _print_sources([c for c in answer.citations if (c.number, c.quote) not in shown])
+    if early is None or answer.text != early.text:  # else the model's answer fell back to the same quotes
+        print(f"Answer:\n{answer.text}" if early is not None else answer.text)
+        shown = {(c.number, c.quote) for c in early.citations} if early else set()
+        _print_sources([c for c in answer.citations if (c.number, c.quote) not in shown])
+    if not answer.refused:
+        print(f"\n{answer.dateline}")
+    return EXIT_OK
+
+
+def cmd_timeline(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+
+    from qa_bot import QABot, QuestionError
+
+    try:
+        found = QABot(settings).timeline(
+            args.topic, since=args.since, until=args.until, as_of=args.as_of, filters={"source": args.source},
+            limit=args.limit,
+        )  # fmt: skip
+    except (QuestionError, ValueError) as exc:
+        print(f"qa-bot timeline: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.json:
+        print(json.dumps(found.to_list(), ensure_ascii=False, indent=2))
+        return EXIT_OK
+    if not found.entries:
+        print(f"No dated articles about {found.topic!r} in that period.")
+        return EXIT_OK
+    for entry in found.entries:
+        print(f"{entry.date}  {entry.text}")
+        for c in entry.citations:
+            p = c.passage
+            print("            " + ", ".join(x for x in (p.source, p.title, p.url) if x))
+    print(f"\n{len(found.entries)} events as of {found.as_of}, in {found.seconds:.1f} s")
     return EXIT_OK
 
 
@@ -238,7 +287,10 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         bar = tqdm(total=total, desc=label, unit=" questions", file=sys.stderr)
         return lambda: bar.update(1)
 
-    result = run_eval(args.dataset, settings, args.limit, args.k, args.baseline, progress_factory, args.baseline_only)
+    result = run_eval(
+        args.dataset, settings, args.limit, args.k, args.baseline, progress_factory, args.baseline_only,
+        as_of=not args.ignore_asked_on, keep=args.keep_store,
+    )  # fmt: skip
     print(format_table(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2, ensure_ascii=False))
