@@ -18,13 +18,14 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from evaluation.baseline import LangChainBaseline
-from evaluation.metrics import Result, answer_score, load_questions, summarise
+from evaluation.metrics import Result, answer_score, choice_right, load_questions, summarise
 from ingest import ingest
 from qa_bot import Answer, EarlyAnswer, Filters, Passage, QABot
 from qa_bot.bot import History
@@ -50,18 +51,25 @@ class EvalBot(QABot):
         filters: Filters | dict[str, Any] | None = None,
         history: History | None = None,
         vector: np.ndarray | None = None,
+        as_of: date | datetime | str | None = None,
     ) -> list[Passage]:
-        self.ranked = super().retrieve(question, k=max(RANKED, k or 0), filters=filters, history=history, vector=vector)
+        self.ranked = super().retrieve(
+            question, k=max(RANKED, k or 0), filters=filters, history=history, vector=vector, as_of=as_of
+        )
         return self.ranked[: k or self.settings.retrieval.k]
 
 
-def evaluate_bot(bot: EvalBot, questions: list[dict[str, Any]], k: int, progress: Callable[[], None]) -> list[Result]:
+def evaluate_bot(
+    bot: EvalBot, questions: list[dict[str, Any]], k: int, progress: Callable[[], None], as_of: bool = True
+) -> list[Result]:
+    """Ask each question through ``QABot.stream``; one with an ``asked_on`` is asked as of that
+    day unless ``as_of`` is False (the "without" row of docs/benchmarks.md)."""
     results = []
     for q in questions:
         short = q.get("type") == "factoid"
         final: Answer | None = None
         early: EarlyAnswer | None = None
-        for part in bot.stream(q["question"]):
+        for part in bot.stream(q["question"], as_of=q.get("asked_on") if as_of else None):
             if isinstance(part, Answer):
                 final = part
             elif isinstance(part, EarlyAnswer):
@@ -80,6 +88,9 @@ def evaluate_bot(bot: EvalBot, questions: list[dict[str, Any]], k: int, progress
                 timings=dict(final.timings),
                 scores=final.scores,
                 early_score=answer_score(early.text, q["answers"], short) if early else None,
+                asked_on=q.get("asked_on"),
+                cited_dates=[c.passage.published for c in final.citations],
+                choice_right=choice_right(final.text, final.refused, q),
             )
         )
         progress()
@@ -87,17 +98,27 @@ def evaluate_bot(bot: EvalBot, questions: list[dict[str, Any]], k: int, progress
 
 
 @contextmanager
-def eval_bot(folder: Path, settings: Settings, k: int) -> Iterator[tuple[EvalBot, dict[str, Any], Path]]:
-    """A bot over the set's corpus in a fresh temporary store (document ids kept), with the ingest figures."""
+def eval_bot(
+    folder: Path, settings: Settings, k: int, keep: Path | None = None
+) -> Iterator[tuple[EvalBot, dict[str, Any], Path]]:
+    """A bot over the set's corpus in a fresh temporary store (document ids kept), with the ingest
+    figures; with ``keep``, the store is kept in that folder and reused by the next run (an
+    unchanged corpus is not embedded again: realtimeqa-2024's 4,735 articles take minutes)."""
     with tempfile.TemporaryDirectory(prefix="qa-bot-eval-") as tmp:
-        store = settings.store.model_copy(
-            update={"mode": "embedded", "path": Path(tmp) / "store", "collection": "eval"}
-        )
-        retrieval = settings.retrieval.model_copy(update={"k": k})
+        where = keep if keep is not None else Path(tmp)
+        store = settings.store.model_copy(update={"mode": "embedded", "path": where / "store", "collection": "eval"})
+        update: dict[str, Any] = {"k": k}
+        if keep is not None:
+            update["lexical_path"] = where / "lexical"
+        retrieval = settings.retrieval.model_copy(update=update)
         # The gold labels name document ids: a near-copy grouped under another id has no chunks
         # of its own, and its questions would count as misses although their text is found. The
         # eval corpora hold six such pairs (docs/experiments/2026-12-02-wire-copies.md).
-        ingesting = settings.ingest.model_copy(update={"group_duplicates": False})
+        # A set's corpus is one trusted file, larger than a user's upload may be (realtimeqa-2024: 48.5 MB).
+        corpus_mb = (folder / "corpus.jsonl").stat().st_size / 2**20 + 1
+        ingesting = settings.ingest.model_copy(
+            update={"group_duplicates": False, "max_file_mb": max(settings.ingest.max_file_mb, corpus_mb)}
+        )
         eval_settings = settings.model_copy(update={"store": store, "retrieval": retrieval, "ingest": ingesting})
         report = ingest([str(folder / "corpus.jsonl")], eval_settings)
         figures = {
@@ -117,15 +138,20 @@ def run_eval(
     baseline: str | None,
     progress_factory: Callable[[int, str], Callable[[], None]],
     baseline_only: bool = False,
+    as_of: bool = True,
+    keep: Path | None = None,
 ) -> dict[str, Any]:
-    """Every figure of one set; ``baseline_only`` skips qa-bot's questions (the bot still lends its LLM)."""
+    """Every figure of one set; ``baseline_only`` skips qa-bot's questions (the bot still lends its
+    LLM); ``as_of``: ask a dated question as of its ``asked_on``; ``keep``: a folder to keep the
+    ingested store in and reuse."""
     questions = load_questions(folder, limit)
     out: dict[str, Any] = {"dataset": folder.name, "limit": limit, "k": k, "settings": _eval_settings(settings)}
+    out["as_of_asked_on"] = as_of
     out["per_question"] = {}
-    with eval_bot(folder, settings, k) as (bot, figures, tmp):
+    with eval_bot(folder, settings, k, keep) as (bot, figures, tmp):
         out["ingest"] = figures
         if not baseline_only:
-            results = evaluate_bot(bot, questions, k, progress_factory(len(questions), "qa-bot"))
+            results = evaluate_bot(bot, questions, k, progress_factory(len(questions), "qa-bot"), as_of)
             out["qa-bot"] = summarise(results, k)
             out["per_question"]["qa-bot"] = [r.__dict__ for r in results]
         if baseline == "langchain":

@@ -19,8 +19,10 @@ import re
 import resource
 import statistics
 import string
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,11 @@ class Result:
     scores: dict[str, float] = field(default_factory=dict)
     # The quoted early answer's score against the references (None: no early answer was given).
     early_score: float | None = None
+    # News quizzes (realtimeqa): the day asked, the cited articles' dates ("" undated), and
+    # whether the free answer's nearest choice is the right one (None: the set has no choices).
+    asked_on: str | None = None
+    cited_dates: list[str] = field(default_factory=list)
+    choice_right: bool | None = None
 
     @classmethod
     def of(cls, question: dict[str, Any], **measured: Any) -> Result:
@@ -94,6 +101,54 @@ def answer_score(answer: str, references: list[str], short: bool) -> float | Non
     return best
 
 
+def _tokens(text: str) -> list[str]:
+    return normalise(re.sub(r"\[\d+\]", " ", text)).split()
+
+
+def token_f1(answer: str, reference: str) -> float:
+    """SQuAD's token F1 of two texts, after :func:`normalise` (citation marks removed)."""
+    got, want = _tokens(answer), _tokens(reference)
+    common = sum((Counter(got) & Counter(want)).values())
+    if not common:
+        return 0.0
+    precision, recall = common / len(got), common / len(want)
+    return 2 * precision * recall / (precision + recall)
+
+
+def nearest_choice(answer: str, choices: list[str]) -> int | None:
+    """The choice a free answer means: the one of highest token F1 with it (RealTime QA's scorer
+    for free answers); None when it shares no word with any, or ties between the best."""
+    scores = [token_f1(answer, c) for c in choices]
+    best = max(scores, default=0.0)
+    if best == 0.0 or scores.count(best) > 1:
+        return None
+    return scores.index(best)
+
+
+def choice_right(answer: str, refused: bool, question: dict[str, Any]) -> bool | None:
+    """Right when the answer's nearest choice is the right one; a refusal is wrong; None without choices."""
+    if not question.get("choices") or question.get("answer_index") is None:
+        return None
+    return not refused and nearest_choice(answer, question["choices"]) == int(question["answer_index"])
+
+
+def cited_age_shares(results: list[Result], days: int = 30) -> dict[str, float | None]:
+    """Of the cited passages of answered questions with an ``asked_on``: the share published more
+    than ``days`` days before it, and the share published after it (undated ones count in neither)."""
+    ages = []
+    for r in results:
+        if r.refused or not r.asked_on:
+            continue
+        asked = date.fromisoformat(r.asked_on)
+        ages += [(asked - date.fromisoformat(d)).days for d in r.cited_dates if d]
+    if not ages:
+        return {f"cited_older_than_{days}d": None, "cited_after_asked": None}
+    return {
+        f"cited_older_than_{days}d": round(sum(a > days for a in ages) / len(ages), 4),
+        "cited_after_asked": round(sum(a < 0 for a in ages) / len(ages), 4),
+    }
+
+
 def summarise(results: list[Result], k: int) -> dict[str, Any]:
     answerable = [r for r in results if r.answerable]
     unanswerable = [r for r in results if not r.answerable]
@@ -136,6 +191,11 @@ def summarise(results: list[Result], k: int) -> dict[str, Any]:
         else None,
         "refused_unanswerable": share(unanswerable, lambda r: r.refused),
         "refused_answerable": share(answerable, lambda r: r.refused),
+        **(
+            {"answered_right": share(quiz, lambda r: bool(r.choice_right)), **cited_age_shares(results)}
+            if (quiz := [r for r in results if r.choice_right is not None])
+            else {}
+        ),
         "latency_s": {
             key: {"p50": pct(key, 0.5), "p95": pct(key, 0.95)}
             for key in ("retrieval", "early", "first_token", "answer")

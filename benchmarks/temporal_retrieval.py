@@ -1,0 +1,95 @@
+"""Time in retrieval, on realtimeqa-2024: each question asked as of its ``asked_on``.
+
+Usage::
+
+    .venv/bin/python -m benchmarks.temporal_retrieval [--store var/eval-stores/realtimeqa-2024] [--grid]
+
+The corpus is ingested once into ``--store`` as ``qa-bot eval --keep-store`` does (kept, so
+reruns only query). For each variant of the retrieval settings it prints, over the questions
+whose searched articles state the answer (``gold_doc_ids``), recall@4 of a gold article; and over
+every question, the share of the top 4 passages published more than 30 days before the question
+("old"), after it ("after"), and retrieval p50. Rows:
+
+- ``no moment``: as of today, without recency (what main did before the moment existed);
+- ``until asked_on``: the hard filter alone (no recency, no period search);
+- ``default``: the shipped settings, as of ``asked_on``;
+- with ``--grid``: the recency weight, half-life, period search weight and window around it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from evaluation.evaluate import eval_bot
+from qa_bot.retrieval import Retriever
+from qa_bot.settings import load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+SET = ROOT.parent / "shared" / "eval" / "realtimeqa-2024"
+
+
+def measure(
+    retriever: Retriever, questions: list[dict[str, Any]], vectors: dict[str, list[float]], as_of: bool
+) -> dict:
+    hits, gold_n, ages, times = 0, 0, [], []
+    for q in questions:
+        asked = date.fromisoformat(q["asked_on"])
+        began = time.perf_counter()
+        passages = retriever.search(q["question"], k=4, as_of=asked if as_of else None, vector=vectors[q["qid"]])
+        times.append(time.perf_counter() - began)
+        if q["gold_doc_ids"]:
+            gold_n += 1
+            hits += any(p.doc_id in q["gold_doc_ids"] for p in passages)
+        ages += [(asked - date.fromisoformat(p.published)).days for p in passages if p.published]
+    return {
+        "recall@4": round(hits / gold_n, 4),
+        "old": round(sum(a > 30 for a in ages) / len(ages), 4),
+        "after": round(sum(a < 0 for a in ages) / len(ages), 4),
+        "p50_ms": round(1000 * statistics.median(times), 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--store", type=Path, default=ROOT / "var" / "eval-stores" / "realtimeqa-2024")
+    parser.add_argument("--grid", action="store_true", help="also try other recency and period settings")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N questions")
+    args = parser.parse_args()
+    settings = load_settings(ROOT / "config.yaml")
+    questions = [json.loads(line) for line in (SET / "questions.jsonl").read_text().splitlines() if line.strip()]
+    questions = questions[: args.limit] if args.limit else questions
+    with eval_bot(SET, settings, 4, keep=args.store) as (bot, figures, _):
+        print(f"ingest: {figures}", flush=True)
+        base = bot.settings.retrieval
+        embedded = bot.embedder.embed([q["question"] for q in questions])
+        vectors = {q["qid"]: list(map(float, v)) for q, v in zip(questions, embedded, strict=True)}
+        lexical = bot.retriever.lexical()
+        off = {"recency_weight": 0.0, "recency_weight_recent": 0.0, "period_weight": 0.0, "time_boost": 0.0}
+        rows: list[tuple[str, dict[str, Any], bool]] = [
+            ("no moment", off, False),
+            ("until asked_on", off, True),
+            ("default", {}, True),
+        ]
+        if args.grid:
+            for w in (0.1, 0.2, 0.3, 0.5):
+                for half in (14, 30, 60, 180):
+                    rows.append((f"w={w} half={half}", {"recency_weight": w, "recency_half_life_days": half}, True))
+            for pw in (0.0, 0.5, 1.0, 2.0):
+                for days in (7, 14, 30):
+                    rows.append((f"period={pw} days={days}", {"period_weight": pw, "recent_days": days}, True))
+            rows.append(("decay only", {"period_weight": 0.0}, True))
+            rows.append(("period only", {"recency_weight": 0.0, "recency_weight_recent": 0.0}, True))
+        for name, update, as_of in rows:
+            retriever = Retriever(base.model_copy(update=update), bot.store, bot.embedder, lexical)
+            m = measure(retriever, questions, vectors, as_of)
+            print(f"{name:24} {json.dumps(m)}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
