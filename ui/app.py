@@ -43,6 +43,7 @@ from qa_bot.prompts import EMPTY_STORE
 from qa_bot.settings import Settings
 from qa_bot.stats import source_states
 from qa_bot.store import StoreError, describe_failure
+from qa_bot.timeline import Timeline
 from qa_bot.tuning import describe
 
 log = logging.getLogger("qa_bot")
@@ -81,11 +82,12 @@ def display_answer(answer: Answer, early: EarlyAnswer | None = None) -> str:
     """
     if answer.refused:
         return "🚫 *" + escape_markdown(answer.text) + "*"
+    dateline = f"\n\n*{escape_markdown(answer.dateline)}*" if answer.dateline else ""
     if early is None or not early.text:
-        return escape_markdown(answer.text)
+        return escape_markdown(answer.text) + dateline
     if answer.text == early.text:  # the model failed and its fallback is the same quotes
-        return display_early(early, "")
-    return display_early(early, escape_markdown(answer.text))
+        return display_early(early, "") + dateline
+    return display_early(early, escape_markdown(answer.text)) + dateline
 
 
 def display_early(early: EarlyAnswer, below: str = READING) -> str:
@@ -149,18 +151,37 @@ def _card(number: int, cited: list[Citation]) -> str:
     )
 
 
+def render_timeline(found: Timeline) -> str:
+    """A timeline as HTML: one row per event (date, the quoted sentence, every outlet that
+    reported it, linked where its URL is http(s)); all article text escaped."""
+    if not found.entries:
+        return f'<div class="qa-refused">No dated articles about {html.escape(found.topic)} in that period.</div>'
+    rows = []
+    for e in found.entries:
+        outlets = ", ".join(
+            _link(c.passage.source or c.passage.title or c.passage.doc_id, c.passage.url) for c in e.citations
+        )
+        rows.append(
+            f'<div class="qa-card qa-event" data-date="{html.escape(e.date)}"><h4>{html.escape(e.date)}</h4>'
+            f'<div class="qa-passage">“{html.escape(e.text)}”</div><div class="qa-meta">{outlets}</div></div>'
+        )
+    head = f"{len(found.entries)} events as of {html.escape(found.as_of)}, in {found.seconds:.1f} s"
+    return f'<div class="qa-timeline"><div class="qa-meta">{head}</div>{"".join(rows)}</div>'
+
+
 def _further_sources(p: Any) -> str:
     """The other outlets of a passage's story, each a link when its URL is a safe http(s) one."""
-    names = []
-    for other in p.also_reported_by:
-        name = html.escape(other.source or other.title or other.url)
-        url = safe_url(other.url)
-        names.append(
-            f'<a href="{html.escape(url, quote=True)}" target="_blank" rel="noopener noreferrer">{name}</a>'
-            if url
-            else name
-        )
-    return ", ".join(names)
+    return ", ".join(_link(other.source or other.title or other.url, other.url) for other in p.also_reported_by)
+
+
+def _link(name: str, url: str) -> str:
+    """``name`` escaped, as a link only when ``url`` is a safe http(s) one."""
+    safe = safe_url(url)
+    if not safe:
+        return html.escape(name)
+    return (
+        f'<a href="{html.escape(safe, quote=True)}" target="_blank" rel="noopener noreferrer">{html.escape(name)}</a>'
+    )
 
 
 class App:
@@ -179,7 +200,14 @@ class App:
     # ------------------------------------------------------------ chat
 
     def respond(
-        self, message: str, chat: list[dict], history: list[tuple[str, str]], sources: list[str], since: str, until: str
+        self,
+        message: str,
+        chat: list[dict],
+        history: list[tuple[str, str]],
+        sources: list[str],
+        since: str,
+        until: str,
+        as_of: str = "",
     ) -> Iterator[tuple[list[dict], list[tuple[str, str]], str, str]]:
         chat = [
             *chat,
@@ -199,7 +227,7 @@ class App:
                 yield chat, history, "", render_sources(Answer(text=EMPTY_STORE, refused=True))
                 return
             raw, early = "", None
-            for part in self.bot.stream(message, history=history, filters=filters):
+            for part in self.bot.stream(message, history=history, filters=filters, as_of=(as_of or "").strip() or None):
                 if isinstance(part, EarlyAnswer):
                     early = part
                     chat[-1]["content"] = display_early(part)
@@ -222,6 +250,19 @@ class App:
             return sorted({a["source"] for a in self.articles() if a["source"]})
         except (StoreError, OSError):
             return []
+
+    def timeline(self, topic: str, since: str, until: str, as_of: str) -> str:
+        """The Timeline tab's view: the topic's events in date order, or one line saying what failed."""
+        problem = self.store_problem()
+        if problem:
+            return f'<div class="qa-refused">{html.escape(problem)}</div>'
+        try:
+            found = self.bot.timeline(
+                topic, since=since.strip() or None, until=until.strip() or None, as_of=as_of.strip() or None
+            )
+        except (QuestionError, ValueError, StoreError, OSError) as exc:
+            return f'<div class="qa-refused">{html.escape(describe_failure(exc, self.settings))}</div>'
+        return render_timeline(found)
 
     # ------------------------------------------------------------ articles
 
@@ -389,15 +430,29 @@ def build_app(settings: Settings, app: App | None = None) -> gr.Blocks:
                         )
                         since = gr.Textbox(label="Published on or after (YYYY-MM-DD)", elem_id="since")
                         until = gr.Textbox(label="Published on or before (YYYY-MM-DD)", elem_id="until")
+                        as_of = gr.Textbox(
+                            label="As of (YYYY-MM-DD; empty: today): nothing published later is used",
+                            elem_id="as-of",
+                        )
                 with gr.Column(scale=2):
                     gr.Markdown("### Sources")
                     cards = gr.HTML(elem_id="source-cards")
-            inputs = [question, chatbot, history, sources, since, until]
+            inputs = [question, chatbot, history, sources, since, until, as_of]
             outputs = [chatbot, history, question, cards]
             # Named, so the HTTP API a client sees stays the same whatever else the page gains.
             send.click(app.respond, inputs, outputs, api_name="ask")
             question.submit(app.respond, inputs, outputs, api_visibility="private")
             clear.click(lambda: ([], [], "", ""), None, outputs)
+        with gr.Tab("Timeline"):
+            with gr.Row():
+                topic = gr.Textbox(label="Topic", placeholder="e.g. Boeing 737 MAX", elem_id="timeline-topic", scale=3)
+                t_since = gr.Textbox(label="Since (YYYY-MM-DD)", elem_id="timeline-since")
+                t_until = gr.Textbox(label="Until (YYYY-MM-DD)", elem_id="timeline-until")
+                t_as_of = gr.Textbox(label="As of (YYYY-MM-DD)", elem_id="timeline-as-of")
+            show = gr.Button("Show timeline", variant="primary", elem_id="timeline-show")
+            events = gr.HTML(elem_id="timeline")
+            show.click(app.timeline, [topic, t_since, t_until, t_as_of], events, api_name="timeline")
+            topic.submit(app.timeline, [topic, t_since, t_until, t_as_of], events, api_visibility="private")
         with gr.Tab("Articles") as articles_tab:
             # No file_types filter: the browser would drop an unsupported file without a word;
             # save_uploads refuses it by name instead, and takes the rest of the batch.
