@@ -193,7 +193,14 @@ class Retriever:
         return out
 
     def _dense(self, vector: list[float], n: int, filters: Filters, as_of: date | None, found: Found) -> list[str]:
-        hits = self.store.nearest(vector, n, chroma_where(filters, as_of))
+        """The nearest chunks that existed at ``as_of``. Asked first without the moment in the
+        filter: a filter that admits most of the archive makes Chroma list the admitted ids, work
+        that grows with the archive, for nothing when the moment is recent. Only when fewer than
+        half the nearest existed then (a question about an archive's past) is it asked again
+        with the moment in the filter."""
+        hits = self.store.nearest(vector, n, chroma_where(filters))
+        if as_of is not None and sum(visible(meta, as_of) for _, _, meta in hits) < len(hits) / 2:
+            hits = self.store.nearest(vector, n, chroma_where(filters, as_of))
         for cid, text, meta in hits:
             found[cid] = (text, meta)
         return [cid for cid, _, _ in hits]
