@@ -46,6 +46,8 @@ bench: install
 	$(PY) -m benchmarks.ingest_speed
 	$(PY) -m benchmarks.feed_fetch
 	$(PY) -m benchmarks.retrieval_recall
+	$(PY) -m benchmarks.temporal_retrieval
+	$(PY) -m benchmarks.timeline_topics
 	$(PY) -m benchmarks.query_latency
 	$(PY) -m benchmarks.archive_scale --sizes 100000 --engine new
 	$(PY) -m benchmarks.llm_speed

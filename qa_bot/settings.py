@@ -211,15 +211,24 @@ class RetrievalSettings(_Section):
         description='How much a question naming a period ("this week", "in 2019") lifts articles of it (x 1 + this).',
     )
     period_weight: float = Field(
-        1.0,
+        0.5,
         ge=0,
         description=(
             "Fusion weight of the extra search within the period a question names, or within the last "
             "`recent_days` before the moment when it names none (0: no extra search)."
         ),
     )
+    period_candidates: int = Field(
+        200,
+        ge=1,
+        le=2000,
+        description=(
+            "Dense candidates searched when a question has a period, whose part within the period is the "
+            "period's own dense list (a wider search, not a date filter in Chroma)."
+        ),
+    )
     recent_days: int = Field(
-        30,
+        7,
         ge=0,
         le=3650,
         description="Days before the moment that the extra search covers for a question naming no period (0: off).",
@@ -237,7 +246,7 @@ class RetrievalSettings(_Section):
         0.7, ge=0, le=1, description='The same, for a question about now ("latest", "currently", "still").'
     )
     recency_half_life_days: float = Field(
-        60.0, gt=0, le=36500, description="Age, in days at the moment, at which the recency factor is half way."
+        14.0, gt=0, le=36500, description="Age, in days at the moment, at which the recency factor is half way."
     )
     lexical_path: Path = Field(
         Path("var/lexical"),
