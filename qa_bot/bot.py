@@ -381,12 +381,14 @@ class QABot:
                 continue
             seen_docs[p.doc_id] = n
             day = parse_day(p.published)
-            meta = ", ".join(x for x in (p.source, long_date(day) if day else prompts.NO_DATE) if x)
+            meta = ", ".join(x for x in (p.source, long_date(day) if day else "") if x)
             title = p.title if len(p.title) <= 80 else p.title[:80].rsplit(" ", 1)[0] + "…"
-            blocks.append(prompts.PASSAGE.format(number=n, title=title, meta=f" ({meta})", body=body))
+            blocks.append(prompts.PASSAGE.format(number=n, title=title, meta=f" ({meta})" if meta else "", body=body))
         # Retrieval already saw the whole earlier turn (_context); the prompt only names its question.
         earlier = history[-1][0] if history else None
-        user = prompts.user_message(blocks, question, earlier, long_date(moment))
+        # The day asked matters only beside dated passages; without them the prompt is as before.
+        dated = any(parse_day(ps.passage.published) for ps in shown)
+        user = prompts.user_message(blocks, question, earlier, long_date(moment) if dated else "")
         return [{"role": "system", "content": prompts.SYSTEM}, {"role": "user", "content": user}]
 
     def passage_text(self, ps: PassageSentences, vector: np.ndarray, budget: int) -> str:
