@@ -29,7 +29,7 @@ SYSTEM = (
 USER = "Passages:\n<<<\n{passages}\n>>>\n\n{asked}Question{follows}: {question}"
 # The day asked, before the question, when a shown passage is dated. Only then: a prompt of
 # undated passages stays as it was, which the answerability probe (qa_bot/probe.py) was fitted on;
-# with it (and a sentence on dates in SYSTEM), squad2 --limit 40 refused 8 of 16 unanswerable, not 12.
+# with it (and a sentence on dates in SYSTEM), squad2 --limit 40 refused 8 of 16 unanswerable, main 9.
 ASKED_ON = "Asked on {today}. "
 FOLLOWS = ' (it follows "{earlier}")'
 # One passage in the prompt; a second passage of an article already shown does not repeat its title.
