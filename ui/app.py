@@ -207,7 +207,7 @@ class App:
         sources: list[str],
         since: str,
         until: str,
-        as_of: str = "",
+        as_of: str | None = None,
     ) -> Iterator[tuple[list[dict], list[tuple[str, str]], str, str]]:
         chat = [
             *chat,
@@ -439,8 +439,12 @@ def build_app(settings: Settings, app: App | None = None) -> gr.Blocks:
                     cards = gr.HTML(elem_id="source-cards")
             inputs = [question, chatbot, history, sources, since, until, as_of]
             outputs = [chatbot, history, question, cards]
-            # Named, so the HTTP API a client sees stays the same whatever else the page gains.
-            send.click(app.respond, inputs, outputs, api_name="ask")
+            # The HTTP API's "ask" keeps its six inputs whatever the page gains (a client that
+            # sends six values must go on working), so it is an event of a hidden button; the
+            # page's own Ask button and Enter send the As-of date too.
+            api_only = gr.Button(visible=False, elem_id="ask-api")
+            api_only.click(app.respond, inputs[:6], outputs, api_name="ask")
+            send.click(app.respond, inputs, outputs, api_visibility="private")
             question.submit(app.respond, inputs, outputs, api_visibility="private")
             clear.click(lambda: ([], [], "", ""), None, outputs)
         with gr.Tab("Timeline"):
