@@ -255,7 +255,10 @@ def test_a_store_deleted_under_the_server_is_said_not_hidden(app_server: tuple[s
     moved = store.with_name("store-moved")
     shutil.move(store, moved)
     try:
-        report = call(url, "ingest", [], "")[0]
+        result = call(url, "ingest", [], "")
+        log = (store.parent / "serve.log").read_text()[-3000:]
+        assert isinstance(result, list), f"an error event, not a message: {result}\n{log}"
+        report = result[0]
         assert report.startswith("⚠️ Ingest failed: the store folder") and "has gone" in report
         chat = call(url, "ask", "Why did Putin praise Trump?", [], [], "", "")
         assert "has gone" in json.dumps(chat, ensure_ascii=False)

@@ -246,10 +246,28 @@ class App:
             yield chat, history, message, ""
 
     def source_choices(self) -> list[str]:
+        if self.store_problem():
+            return []
         try:
             return sorted({a["source"] for a in self.articles() if a["source"]})
-        except (StoreError, OSError):
+        except Exception:  # the filter's choices are a convenience; the failure is logged
+            log.exception("listing the sources failed")
             return []
+
+    def lists(self) -> tuple[list[list[Any]], list[list[str]]]:
+        """The Articles tab's two tables; empty when the store cannot be read.
+
+        Whatever action ran before says what is wrong in its own message. Reading a store whose
+        folder has gone fails in Chroma's own ways (a new SQLite connection to a missing file is
+        a chromadb InternalError), and a failed refresh must not turn that message into an error.
+        """
+        if self.store_problem():
+            return [], []
+        try:
+            return self.article_rows(), self.source_rows()
+        except Exception:
+            log.exception("refreshing the article list failed")
+            return [], []
 
     def timeline(self, topic: str, since: str, until: str, as_of: str) -> str:
         """The Timeline tab's view: the topic's events in date order, or one line saying what failed."""
@@ -484,10 +502,7 @@ def build_app(settings: Settings, app: App | None = None) -> gr.Blocks:
             )
 
             def refreshed(message: str) -> tuple[str, list[list[Any]], Any, list[list[str]]]:
-                try:
-                    rows, states = app.article_rows(), app.source_rows()
-                except (StoreError, OSError):
-                    rows, states = [], []  # the message above already says what is wrong
+                rows, states = app.lists()
                 return message, rows, gr.update(choices=app.source_choices()), states
 
             add.click(
@@ -508,7 +523,7 @@ def build_app(settings: Settings, app: App | None = None) -> gr.Blocks:
                 [doc],
                 [report, table, sources, fetched],
             )
-            articles_tab.select(lambda: (app.article_rows(), app.source_rows()), None, [table, fetched])
+            articles_tab.select(app.lists, None, [table, fetched])
         demo.load(lambda: gr.update(choices=app.source_choices()), None, sources)
     return demo
 
