@@ -423,6 +423,33 @@ class UISettings(_Section):
     password_env: str = Field("QA_BOT_PASSWORD", description="The environment variable holding the login's password.")
 
 
+class APISettings(_Section):
+    """The HTTP API, the OpenAI-compatible endpoint and the MCP server (`qa-bot serve`, `qa-bot mcp`)."""
+
+    keys_env: str = Field(
+        "QA_BOT_API_KEYS",
+        description=(
+            "The environment variable holding the API keys, comma-separated; `name=key` names the user a key "
+            "acts as (its conversations), a bare key acts as a user of its own. Set: every `/v1`, `/api` and "
+            "`/mcp` call needs `Authorization: Bearer KEY`. Unset: the API is served on loopback only."
+        ),
+    )
+    max_failures: int = Field(
+        5, ge=1, le=1000, description="Wrong keys from one client address in `failure_window` seconds before it waits."
+    )
+    failure_window: float = Field(60.0, gt=0, le=86400, description="The window of `max_failures`, in seconds.")
+    mcp_ingest: bool = Field(
+        False, description="Offer the MCP tool `ingest_urls` (off: an agent can read the archive but not add to it)."
+    )
+    conversations_path: Path = Field(
+        Path("var/conversations.sqlite3"),
+        description="The SQLite file of kept conversations (the page's and the API's), beside the store.",
+    )
+    max_turns: int = Field(
+        500, ge=1, le=100_000, description="Turns kept in one conversation; past this a new one must be started."
+    )
+
+
 class Settings(_Section):
     store: StoreSettings = StoreSettings()
     embedding: EmbeddingSettings = EmbeddingSettings()
@@ -432,6 +459,7 @@ class Settings(_Section):
     generation: GenerationSettings = GenerationSettings()
     answer: AnswerSettings = AnswerSettings()
     ui: UISettings = UISettings()
+    api: APISettings = APISettings()
     # The folder relative paths were resolved against (the config file's folder).
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
 
@@ -454,6 +482,7 @@ _PATH_FIELDS = [
     ("generation", "model_path"),
     ("generation", "cache_dir"),
     ("generation", "tuning_cache"),
+    ("api", "conversations_path"),
 ]
 
 

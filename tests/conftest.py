@@ -156,16 +156,21 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
 
 
 @contextmanager
-def serving(folder: Path) -> Iterator[tuple[str, Path]]:
+def serving(folder: Path, env: dict[str, str] | None = None, **sections: dict) -> Iterator[tuple[str, Path]]:
     """``qa-bot serve`` with the fast model over the sample article, on a free loopback port:
-    (its URL, its store folder). The server's log is ``folder/serve.log``."""
+    (its URL, its store folder). The server's log is ``folder/serve.log``; ``sections`` are
+    further config, ``env`` further environment variables of the server."""
     from ingest import ingest
 
     store = folder / "store"
     config = folder / "config.yaml"
-    config.write_text(json.dumps({"store": {"path": str(store), "collection": "test"}, **FAST_MODEL}))
-    assert ingest([str(SAMPLE)], make_settings(store)).ok
-    url, proc = start_serve(config, folder / "serve.log")
+    if not (store / "chroma.sqlite3").exists():
+        assert ingest([str(SAMPLE)], make_settings(store)).ok
+    raw: dict = {"store": {"path": str(store), "collection": "test"}, **FAST_MODEL}
+    for name, values in sections.items():
+        raw[name] = {**raw.get(name, {}), **values}
+    config.write_text(json.dumps(raw))
+    url, proc = start_serve(config, folder / "serve.log", env)
     try:
         yield url, store
     finally:
@@ -173,12 +178,12 @@ def serving(folder: Path) -> Iterator[tuple[str, Path]]:
         proc.wait(timeout=20)
 
 
-def start_serve(config: Path, log: Path) -> tuple[str, subprocess.Popen[bytes]]:
+def start_serve(config: Path, log: Path, env: dict[str, str] | None = None) -> tuple[str, subprocess.Popen[bytes]]:
     """``qa-bot serve --config config`` on a free loopback port, once its page answers: (URL, process)."""
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "ui.cli", "serve", "--config", str(config), "--port", str(port)],
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
         stdout=subprocess.DEVNULL,
         stderr=log.open("w"),
     )

@@ -269,3 +269,31 @@ def test_the_as_of_date_and_the_timeline_view(server: str, browser: object, tmp_
     assert dates == sorted(dates) and {"2019-03-04", "2024-03-04"} <= set(dates)
     assert "Harbor Gazette" in page.inner_text("#timeline")  # type: ignore[attr-defined]
     page.close()  # type: ignore[attr-defined]
+
+
+def test_a_conversation_survives_a_restart_and_is_shown_again(browser: object, tmp_path: Path) -> None:
+    question = "What did Putin say at the forum in Sochi?"
+    with serving(tmp_path) as (url, _):
+        page = open_page(browser, url)
+        ask(page, question)
+        wait_for_cards(page)
+        marks = page.eval_on_selector_all("#source-cards mark", "els => els.map(e => e.innerText)")  # type: ignore[attr-defined]
+        page.close()  # type: ignore[attr-defined]
+    assert marks
+    with serving(tmp_path) as (url, _):  # a new process over the same folder
+        page = open_page(browser, url)
+        page.get_by_text("Conversations").click()  # type: ignore[attr-defined]
+        page.click("#conversations input")  # type: ignore[attr-defined]
+        page.get_by_role("option", name=re.compile("What did Putin say at the forum")).click()  # type: ignore[attr-defined]
+        page.click("#open-conversation")  # type: ignore[attr-defined]
+        page.wait_for_selector("#source-cards .qa-card", timeout=30_000)  # type: ignore[attr-defined]
+        assert question in page.inner_text("#chat")  # type: ignore[attr-defined]
+        again = page.eval_on_selector_all("#source-cards mark", "els => els.map(e => e.innerText)")  # type: ignore[attr-defined]
+        assert again == marks  # the same quotes, highlighted in the same passages
+        # Exported as Markdown, with its quotes.
+        page.click("#export-conversation")  # type: ignore[attr-defined]
+        page.wait_for_selector("#exported a", timeout=30_000)  # type: ignore[attr-defined]
+        href = page.get_attribute("#exported a", "href")  # type: ignore[attr-defined]
+        text = page.evaluate("u => fetch(u).then(r => r.text())", href)  # type: ignore[attr-defined]
+        assert text.startswith(f"# {question}") and marks[0] in text
+        page.close()  # type: ignore[attr-defined]

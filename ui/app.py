@@ -14,37 +14,29 @@ as escaped Markdown: article text is shown as text and never runs in the page.
 
 from __future__ import annotations
 
-import atexit
-import hashlib
 import hmac
 import html
-import ipaddress
 import logging
-import os
 import re
-import shutil
-import tempfile
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import gradio as gr
-from gradio.utils import get_upload_folder as gradio_upload_folder
 
-from ingest import ingest
 from ingest.loaders import SUPPORTED
-from qa_bot import REFUSAL, Answer, Citation, EarlyAnswer, QABot, QuestionError
+from qa_bot import REFUSAL, Answer, Citation, EarlyAnswer, QuestionError
 from qa_bot.embeddings import EmbeddingError
 from qa_bot.generation import GenerationError
 from qa_bot.prompts import EMPTY_STORE
 from qa_bot.settings import Settings
-from qa_bot.stats import source_states
 from qa_bot.store import StoreError, describe_failure
 from qa_bot.timeline import Timeline
-from qa_bot.tuning import describe
+from ui.conversations import ConversationError
+from ui.service import LOCAL_USER, Service, answer_from_json, answer_json, safe_url
 
 log = logging.getLogger("qa_bot")
 
@@ -96,15 +88,6 @@ def display_early(early: EarlyAnswer, below: str = READING) -> str:
     if below == READING or not below:
         return f"{shown}\n\n{below}".rstrip()
     return f"{shown}\n\n{ANSWER_LABEL}\n\n{below}"
-
-
-def safe_url(url: str) -> str | None:
-    """Only http(s) links are ever emitted."""
-    try:
-        parts = urlsplit(url.strip())
-    except ValueError:
-        return None
-    return url.strip() if parts.scheme in ("http", "https") and parts.netloc else None
 
 
 def render_sources(answer: Answer | EarlyAnswer | None, early: EarlyAnswer | None = None) -> str:
@@ -185,17 +168,26 @@ def _link(name: str, url: str) -> str:
 
 
 class App:
-    """State shared by all sessions: one bot (models load once), one upload folder."""
+    """The page's side of the :class:`~ui.service.Service`: what Gradio calls, shaped for the page.
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.bot = QABot(settings)
-        self.upload_dir = Path(tempfile.mkdtemp(prefix="qa-bot-uploads-"))
-        os.chmod(self.upload_dir, 0o700)
-        atexit.register(shutil.rmtree, self.upload_dir, ignore_errors=True)  # not left behind in /tmp
-        self._ingest_lock = threading.Lock()
-        self._had_store = False
-        self.store_problem()  # notes whether a store is there to be missed later
+    Everything that is not about the page (the store's health, uploads, ingest, deletion,
+    conversations) is the service's; this class turns its results into Markdown and HTML.
+    """
+
+    def __init__(self, settings: Settings | Service) -> None:
+        self.service = settings if isinstance(settings, Service) else Service(settings)
+        self.settings = self.service.settings
+        self.bot = self.service.bot
+
+    @property
+    def upload_dir(self) -> Path:
+        return self.service.upload_dir
+
+    def store_problem(self) -> str | None:
+        return self.service.store_problem()
+
+    def save_uploads(self, files: list[Any] | None) -> tuple[dict[str, str], list[tuple[str, str]]]:
+        return self.service.save_uploads(files)
 
     # ------------------------------------------------------------ chat
 
@@ -208,7 +200,12 @@ class App:
         since: str,
         until: str,
         as_of: str | None = None,
-    ) -> Iterator[tuple[list[dict], list[tuple[str, str]], str, str]]:
+        conversation: str = "",
+        user: str | None = None,
+    ) -> Iterator[tuple[list[dict], list[tuple[str, str]], str, str, str]]:
+        """The chat: the question at once, the quoted early answer, the model's words, the checked
+        answer with its cards. With ``user``, the turn is kept in the user's ``conversation``
+        (a new one when empty), whose id is the last value yielded."""
         chat = [
             *chat,
             {"role": "user", "content": escape_markdown(message or "")},
@@ -217,39 +214,94 @@ class App:
         filters = {"source": sources or [], "since": since or None, "until": until or None}
         # Show the question at once and clear the last answer's cards: the model may be busy
         # with another person's answer, and a click that shows nothing looks lost.
-        yield chat, history, "", ""
+        yield chat, history, "", "", conversation
         try:
-            problem = self.store_problem()
-            if problem:
-                raise StoreError(problem)
+            self.service.check_store()
             if self.bot.store.is_empty():
                 chat[-1]["content"] = "🚫 " + EMPTY_HINT
-                yield chat, history, "", render_sources(Answer(text=EMPTY_STORE, refused=True))
+                yield chat, history, "", render_sources(Answer(text=EMPTY_STORE, refused=True)), conversation
                 return
             raw, early = "", None
-            for part in self.bot.stream(message, history=history, filters=filters, as_of=(as_of or "").strip() or None):
+            for part in self.service.stream(message, history, filters, (as_of or "").strip() or None):
                 if isinstance(part, EarlyAnswer):
                     early = part
                     chat[-1]["content"] = display_early(part)
-                    yield chat, history, "", render_sources(part)
+                    yield chat, history, "", render_sources(part), conversation
                 elif isinstance(part, Answer):
                     chat[-1]["content"] = display_answer(part, early)
                     history = [*history, (message, part.text)]
-                    yield chat, history, "", render_sources(part, early)
+                    conversation = self.keep(user, conversation, message, part)
+                    yield chat, history, "", render_sources(part, early), conversation
                 else:
                     raw += part
                     shown = escape_markdown(raw)
                     chat[-1]["content"] = display_early(early, shown) if early else shown
-                    yield chat, history, "", gr.skip()
+                    yield chat, history, "", gr.skip(), conversation
         except (QuestionError, ValueError, GenerationError, StoreError, OSError) as exc:
             chat[-1]["content"] = "⚠️ " + escape_markdown(describe_failure(exc, self.settings))
-            yield chat, history, message, ""
+            yield chat, history, message, "", conversation
+
+    def respond_api(
+        self, message: str, chat: list[dict], history: list[tuple[str, str]], sources: list[str], since: str, until: str
+    ) -> Iterator[tuple[list[dict], list[tuple[str, str]], str, str]]:
+        """The Gradio HTTP API's ``ask``: six inputs and four outputs, as before; nothing is kept."""
+        for chat_, history_, question, cards, _ in self.respond(message, chat, history, sources, since, until):
+            yield chat_, history_, question, cards
+
+    def keep(self, user: str | None, conversation: str, question: str, answer: Answer) -> str:
+        """Add the turn to the user's conversation (a new one when there is none); its id."""
+        if user is None:
+            return conversation
+        talks = self.service.conversations
+        try:
+            if not conversation or talks.get(user, conversation) is None:
+                conversation = talks.create(user, question).id
+            talks.append(user, conversation, question, answer_json(answer))
+        except (ConversationError, sqlite3.Error, OSError) as exc:  # the answer stands; keeping it failed
+            log.warning("keeping the turn failed: %s", exc)
+        return conversation
+
+    # ------------------------------------------------------------ conversations
+
+    def conversation_choices(self, user: str) -> list[tuple[str, str]]:
+        talks = self.service.conversations.list(user)
+        return [(f"{c.title} · {c.summary()['updated'][:16].replace('T', ' ')}", c.id) for c in talks]
+
+    def reopen(self, user: str, conversation: str) -> tuple[list[dict], list[tuple[str, str]], str, str]:
+        """A kept conversation as the chat shows it: its turns, the last answer's cards, its id."""
+        found = self.service.conversations.get(user, conversation or "") if conversation else None
+        if found is None:
+            return [], [], "", ""
+        chat: list[dict] = []
+        history: list[tuple[str, str]] = []
+        cards = ""
+        for turn in found.turns:
+            answer = answer_from_json(turn.answer)
+            chat += [
+                {"role": "user", "content": escape_markdown(turn.question)},
+                {"role": "assistant", "content": display_answer(answer)},
+            ]
+            history.append((turn.question, answer.text))
+            cards = render_sources(answer)
+        return chat, history, cards, found.id
+
+    def export(self, user: str, conversation: str) -> str | None:
+        """The conversation as a Markdown file to download (in the private upload folder)."""
+        text = self.service.conversations.markdown(user, conversation or "") if conversation else None
+        if text is None:
+            return None
+        target = self.upload_dir / "exports" / f"conversation-{conversation}.md"
+        target.parent.mkdir(exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+        return str(target)
+
+    # ------------------------------------------------------------ articles
 
     def source_choices(self) -> list[str]:
         if self.store_problem():
             return []
         try:
-            return sorted({a["source"] for a in self.articles() if a["source"]})
+            return self.service.sources()
         except Exception:  # the filter's choices are a convenience; the failure is logged
             log.exception("listing the sources failed")
             return []
@@ -271,84 +323,22 @@ class App:
 
     def timeline(self, topic: str, since: str, until: str, as_of: str) -> str:
         """The Timeline tab's view: the topic's events in date order, or one line saying what failed."""
-        problem = self.store_problem()
-        if problem:
-            return f'<div class="qa-refused">{html.escape(problem)}</div>'
         try:
-            found = self.bot.timeline(
-                topic, since=since.strip() or None, until=until.strip() or None, as_of=as_of.strip() or None
-            )
+            found = self.service.timeline(topic, since.strip(), until.strip(), as_of.strip())
         except (QuestionError, ValueError, StoreError, OSError) as exc:
             return f'<div class="qa-refused">{html.escape(describe_failure(exc, self.settings))}</div>'
         return render_timeline(found)
 
-    # ------------------------------------------------------------ articles
-
     def articles(self) -> list[dict[str, Any]]:
-        docs = self.bot.store.documents()
-        return sorted(
-            (
-                {
-                    "title": d.title,
-                    "source": d.source,
-                    "published": d.published,
-                    "chunks": len(d.chunks),
-                    "doc_id": d.doc_id,
-                }
-                for d in docs.values()
-            ),
-            key=lambda a: (a["published"], a["title"]),
-            reverse=True,
-        )
+        return self.service.articles()
 
     def article_rows(self) -> list[list[Any]]:
-        return [[a["title"], a["source"], a["published"], a["chunks"], a["doc_id"]] for a in self.articles()]
+        return [[a["title"], a["source"], a["published"], a["chunks"], a["id"]] for a in self.articles()]
 
     def source_rows(self) -> list[list[str]]:
         """The feeds and URLs ingested here (not uploads): state, last success, last error."""
-        states = [s for s in source_states(self.settings) if safe_url(s["source"])]
+        states = self.service.source_states()
         return [[s["source"], s["state"], s["last success"], s["last error"]] for s in states]
-
-    def save_uploads(self, files: list[str] | None) -> tuple[dict[str, str], list[tuple[str, str]]]:
-        """Copy uploads into the private folder under generated names; refuse bad ones.
-
-        Returns {saved path: the name the user uploaded} and the refused (name, reason).
-        """
-        saved: dict[str, str] = {}
-        failed: list[tuple[str, str]] = []
-        limit = self.settings.ingest.max_file_mb * 1024 * 1024
-        for item in files or []:
-            path = Path(item if isinstance(item, str) else getattr(item, "name", str(item)))
-            original = path.name
-            if not self.is_upload(path):
-                # The API takes a file as a path: only a file Gradio received from this browser may be read.
-                failed.append((original, "refused: not a file uploaded through this page"))
-                continue
-            suffix = path.suffix.lower()
-            if suffix not in SUPPORTED:
-                failed.append((original, f"unsupported file type '{suffix}'; supported: {', '.join(SUPPORTED)}"))
-                continue
-            if path.stat().st_size > limit:
-                failed.append((original, f"over the limit ingest.max_file_mb = {self.settings.ingest.max_file_mb:g}"))
-                continue
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-            target = self.upload_dir / f"upload-{digest}{suffix}"  # our name: no path from the user is used
-            shutil.copyfile(path, target)
-            saved[str(target)] = original
-        return saved, failed
-
-    def store_problem(self) -> str | None:
-        """What is wrong with the store, if something is that a person should be told of."""
-        s = self.settings.store
-        if s.mode != "embedded":
-            return None
-        if (s.path / "chroma.sqlite3").is_file():
-            self._had_store = True  # a store that is not there yet is made by the first ingest
-            return None
-        if self._had_store:
-            # Chroma would go on answering from what it holds in memory, and lose every write.
-            return f"the store folder {s.path} has gone; restore it (or run qa-bot ingest) and restart qa-bot serve"
-        return None
 
     def guarded(self, action: str, work: Callable[[], str]) -> str:
         """Run an Articles-tab action; a failure becomes one line that says what failed and why."""
@@ -361,58 +351,32 @@ class App:
             log.warning("%s failed: %s", action, exc)
             return f"⚠️ {action} failed: {escape_markdown(describe_failure(exc, self.settings))}"
 
-    def is_upload(self, path: Path) -> bool:
-        """Whether ``path``, links resolved, is a regular file in Gradio's upload folder or ours."""
-        try:
-            real = path.resolve(strict=True)
-        except (OSError, RuntimeError):  # missing, or a symlink loop
-            return False
-        folders = (Path(gradio_upload_folder()).resolve(), self.upload_dir.resolve())
-        return real.is_file() and any(real.is_relative_to(folder) for folder in folders)
-
     def ingest_sources(self, files: list[str] | None, urls: str, progress: gr.Progress | None = None) -> str:
         saved, failed = self.save_uploads(files)
         links = [u.strip() for u in (urls or "").splitlines() if u.strip()]
-        bad_links = [u for u in links if not safe_url(u)]
-        failed += [(u, "not an http(s) URL") for u in bad_links]
-        sources = list(saved) + [u for u in links if u not in bad_links]
-        if not sources and not failed:
+        if not saved and not links and not failed:
             return "Nothing to ingest: upload files or paste URLs (one per line)."
-        with self._ingest_lock:
 
-            def tick(articles: int, chunks: int) -> None:
-                if progress is not None:
-                    progress((articles, None), desc=f"{articles} articles, {chunks} chunks", unit="articles")
+        def tick(articles: int, chunks: int) -> None:
+            if progress is not None:
+                progress((articles, None), desc=f"{articles} articles, {chunks} chunks", unit="articles")
 
-            report = ingest(sources, self.settings, progress=tick) if sources else None
-        self.bot.retriever.refresh()
-        return format_report(report, failed, names=saved)
+        outcome = self.service.ingest(saved, links, failed, progress=tick)
+        return format_report(outcome.report, outcome.failed)
 
     def reingest(self, progress: gr.Progress | None = None) -> str:
-        origins = sorted({d.origin for d in self.bot.store.documents().values() if d.origin})
-        if not origins:
-            return "Nothing to re-ingest yet."
-        with self._ingest_lock:
-            report = ingest(origins, self.settings)
-        self.bot.retriever.refresh()
-        return format_report(report, [])
+        outcome = self.service.reingest()
+        return "Nothing to re-ingest yet." if outcome is None else format_report(outcome.report, outcome.failed)
 
     def delete(self, doc_id: str) -> str:
-        docs = self.bot.store.documents(doc_ids=[doc_id])
-        if doc_id not in docs:
-            return f"No article with id {doc_id!r}."
-        self.bot.store.delete(sorted(docs[doc_id].chunks))
-        self.bot.stories.forget([doc_id])  # its further sources are read as new next time
-        self.bot.retriever.refresh()
-        return f"Deleted {docs[doc_id].title or doc_id}."
+        title = self.service.delete(doc_id)
+        return f"No article with id {doc_id!r}." if title is None else f"Deleted {title}."
 
 
-def format_report(report: Any, failed: list[tuple[str, str]], names: dict[str, str] | None = None) -> str:
-    """The ingest report as Markdown; uploads are named as the user named them."""
-    names = names or {}
+def format_report(report: Any, failed: list[tuple[str, str]]) -> str:
+    """The ingest report as Markdown; ``failed`` is every failed input, named as the user named it."""
     lines = []
     if report is not None:
-        failed = [*failed, *report.failed]
         grouped = f", {len(report.grouped)} grouped as copies of stored stories" if report.grouped else ""
         lines.append(
             f"**{len(report.added)} added, {len(report.updated)} updated, {len(report.unchanged)} unchanged{grouped}, "
@@ -421,9 +385,7 @@ def format_report(report: Any, failed: list[tuple[str, str]], names: dict[str, s
         )
     elif failed:
         lines.append(f"**0 added, {len(failed)} failed**")
-    for source, reason in failed:
-        shown = next((source.replace(path, name) for path, name in names.items() if source.startswith(path)), source)
-        lines.append(f"- failed: {escape_markdown(shown)}: {escape_markdown(reason)}")
+    lines += [f"- failed: {escape_markdown(source)}: {escape_markdown(reason)}" for source, reason in failed]
     return "\n".join(lines)
 
 
@@ -441,7 +403,16 @@ def build_app(settings: Settings, app: App | None = None) -> gr.Blocks:
                     question = gr.Textbox(placeholder="Ask about the articles…", show_label=False, elem_id="question")
                     with gr.Row():
                         send = gr.Button("Ask", variant="primary", elem_id="ask")
-                        clear = gr.Button("Clear chat", elem_id="clear")
+                        clear = gr.Button("New chat", elem_id="clear")
+                    with gr.Accordion("Conversations", open=False, elem_id="conversations-box"):
+                        talks = gr.Dropdown(
+                            choices=[], label="Your past conversations (kept on the server)", elem_id="conversations"
+                        )
+                        with gr.Row():
+                            reopen = gr.Button("Open", elem_id="open-conversation")
+                            forget = gr.Button("Delete", variant="stop", elem_id="delete-conversation")
+                            export = gr.Button("Export as Markdown", elem_id="export-conversation")
+                        exported = gr.File(label="Exported conversation", elem_id="exported", interactive=False)
                     with gr.Accordion("Filters", open=False):
                         sources = gr.Dropdown(
                             choices=app.source_choices(), multiselect=True, label="Sources", elem_id="sources"
@@ -455,16 +426,47 @@ def build_app(settings: Settings, app: App | None = None) -> gr.Blocks:
                 with gr.Column(scale=2):
                     gr.Markdown("### Sources")
                     cards = gr.HTML(elem_id="source-cards")
-            inputs = [question, chatbot, history, sources, since, until, as_of]
+            conversation = gr.State("")
+            inputs = [question, chatbot, history, sources, since, until, as_of, conversation]
             outputs = [chatbot, history, question, cards]
+
+            def respond(
+                message: str, chat: list[dict], past: list, chosen: list[str], lo: str, hi: str, at: str, current: str,
+                request: gr.Request,
+            ) -> Iterator[tuple[Any, ...]]:
+                user, kept = user_of(request), current
+                for *shown, kept in app.respond(message, chat, past, chosen, lo, hi, at, current, user=user):
+                    yield *shown, kept, gr.skip()
+                yield (gr.skip(),) * 5 + (gr.update(choices=app.conversation_choices(user), value=kept),)
+
             # The HTTP API's "ask" keeps its six inputs whatever the page gains (a client that
             # sends six values must go on working), so it is an event of a hidden button; the
-            # page's own Ask button and Enter send the As-of date too.
+            # page's own Ask button and Enter send the As-of date and keep the conversation.
             api_only = gr.Button(visible=False, elem_id="ask-api")
-            api_only.click(app.respond, inputs[:6], outputs, api_name="ask")
-            send.click(app.respond, inputs, outputs, api_visibility="private")
-            question.submit(app.respond, inputs, outputs, api_visibility="private")
-            clear.click(lambda: ([], [], "", ""), None, outputs)
+            api_only.click(app.respond_api, inputs[:6], outputs, api_name="ask")
+            page_outputs = [*outputs, conversation, talks]
+            send.click(respond, inputs, page_outputs, api_visibility="private")
+            question.submit(respond, inputs, page_outputs, api_visibility="private")
+            clear.click(lambda: ([], [], "", "", "", None), None, [*outputs, conversation, talks])
+
+            def listed(request: gr.Request) -> Any:
+                return gr.update(choices=app.conversation_choices(user_of(request)))
+
+            def opened(chosen: str, request: gr.Request) -> tuple[Any, ...]:
+                chat, past, shown, kept = app.reopen(user_of(request), chosen)
+                return chat, past, "", shown, kept
+
+            def forgotten(chosen: str, request: gr.Request) -> tuple[Any, ...]:
+                if chosen:
+                    app.service.conversations.delete(user_of(request), chosen)
+                return [], [], "", "", "", gr.update(choices=app.conversation_choices(user_of(request)), value=None)
+
+            reopen.click(opened, talks, [*outputs, conversation], api_visibility="private")
+            forget.click(forgotten, talks, [*outputs, conversation, talks], api_visibility="private")
+            def exported_file(chosen: str, request: gr.Request) -> str | None:
+                return app.export(user_of(request), chosen)
+
+            export.click(exported_file, talks, exported, api_visibility="private")
         with gr.Tab("Timeline"):
             with gr.Row():
                 topic = gr.Textbox(label="Topic", placeholder="e.g. Boeing 737 MAX", elem_id="timeline-topic", scale=3)
@@ -525,7 +527,14 @@ def build_app(settings: Settings, app: App | None = None) -> gr.Blocks:
             )
             articles_tab.select(app.lists, None, [table, fetched])
         demo.load(lambda: gr.update(choices=app.source_choices()), None, sources)
+        demo.load(listed, None, talks)
     return demo
+
+
+def user_of(request: gr.Request | None) -> str:
+    """Whose conversations these are: the login's user name, or ``local`` on a server without a login
+    (loopback only: everyone who can reach it is the machine's own user)."""
+    return (request.username if request is not None else None) or LOCAL_USER
 
 
 class LoginThrottle:
@@ -566,45 +575,7 @@ class LoginThrottle:
             return False
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def serve(settings: Settings, host: str | None = None, port: int | None = None) -> None:
-    """Serve on loopback by default; anywhere else only behind a login from the environment."""
-    host = host or settings.ui.host
-    port = port or settings.ui.port
-    auth: LoginThrottle | None = None
-    if not is_loopback(host):
-        user, password = os.environ.get(settings.ui.user_env), os.environ.get(settings.ui.password_env)
-        if not user or not password:
-            raise SystemExit(
-                f"qa-bot serve: binding to {host} needs a login; set {settings.ui.user_env} and "
-                f"{settings.ui.password_env} (names from ui.user_env / ui.password_env)"
-            )
-        auth = LoginThrottle(user, password)
-    app = App(settings)
-    demo = build_app(settings, app)
-    # Decided and loaded before the page is served, so the first question waits for neither.
-    log.info("model: %s", describe(settings.generation, measure=True))
-    bot = app.bot
-    bot.generator, bot.embedder  # noqa: B018 - loaded now, once
-    bot.retriever.lexical()  # the BM25 index opened (built, the first time) and kept current from now on
-    demo.queue(default_concurrency_limit=4)
-    demo.launch(
-        server_name=host,
-        server_port=port,
-        auth=auth,
-        show_error=False,
-        css=CSS,
-        max_file_size=f"{int(settings.ingest.max_file_mb)}mb",
-        footer_links=[],
-    )
-
-
-__all__ = ["REFUSAL", "build_app", "display_answer", "escape_markdown", "render_sources", "safe_url", "serve"]
+__all__ = [
+    "CSS", "REFUSAL", "App", "LoginThrottle", "build_app", "display_answer", "escape_markdown", "render_sources",
+    "safe_url",
+]  # fmt: skip

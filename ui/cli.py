@@ -130,6 +130,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, help="port (default ui.port, 7860)")
     p.set_defaults(func=cmd_serve)
 
+    p = sub.add_parser("mcp", parents=[common], help="serve the MCP tools (search, ask, ...) over stdio")
+    p.set_defaults(func=cmd_mcp)
+
     p = sub.add_parser("watch", parents=[common], help="re-ingest sources on a schedule")
     p.add_argument("sources", nargs="+", metavar="SOURCE")
     p.add_argument("--every", default="15m", type=parse_interval, help="interval: 30s, 15m, 2h (default 15m)")
@@ -302,9 +305,17 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from ui.app import serve
+    from ui.server import serve
 
     serve(settings, host=args.host, port=args.port)
+    return EXIT_OK
+
+
+def cmd_mcp(args: argparse.Namespace, settings: Settings) -> int:
+    from ui.mcp_server import run_stdio
+    from ui.service import Service
+
+    run_stdio(Service(settings))  # stdout is the protocol's: everything else goes to stderr
     return EXIT_OK
 
 
