@@ -53,6 +53,7 @@ bench: install
 	$(PY) -m benchmarks.llm_speed
 	$(PY) -m benchmarks.answer_latency
 	$(PY) -m benchmarks.serve_memory
+	$(PY) -m benchmarks.api_service
 	$(PY) -m benchmarks.profiles
 	$(PY) -m benchmarks.security
 	$(PY) -m benchmarks.screenshot

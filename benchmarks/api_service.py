@@ -49,7 +49,7 @@ from ui.server import build_server
 settings = load_settings(sys.argv[1])
 root = build_server(settings, "127.0.0.1", None, None, api=sys.argv[3] == "1")
 root.state.service.bot.generator, root.state.service.bot.embedder
-uvicorn.run(root, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")
+uvicorn.run(root, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning", timeout_graceful_shutdown=5)
 """
 
 
@@ -72,7 +72,10 @@ def server(config: Path, api: bool = True) -> Iterator[tuple[str, int]]:
         yield url, proc.pid
     finally:
         proc.terminate()
-        proc.wait(timeout=30)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def python_times(config: Path, questions: list[str]) -> list[dict[str, float]]:
@@ -159,7 +162,9 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=20)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--parts", default="latency,load,memory", help="which parts to run (comma-separated)")
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
     questions = [QUESTIONS[i % len(QUESTIONS)] for i in range(args.questions)]
     out: dict[str, Any] = {"cpu": cpu()}
     with tempfile.TemporaryDirectory() as tmp:
@@ -173,9 +178,10 @@ def main() -> None:
         folders = [str(ROOT / "data" / "articles"), str(ROOT / "tests" / "data")]
         cli = [sys.executable, "-m", "ui.cli", "ingest", *folders, "--config", str(config), "--quiet"]
         subprocess.run(cli, check=True, env=env)
-        py = python_times(config, questions)
-        out["python"] = {"first_p50": median([t["first"] for t in py]), "last_p50": median([t["last"] for t in py])}
-        print("python", out["python"], flush=True)
+        if "latency" in parts:
+            py = python_times(config, questions)
+            out["python"] = {"first_p50": median([t["first"] for t in py]), "last_p50": median([t["last"] for t in py])}
+            print("python", out["python"], flush=True)
         with server(config, api=True) as (url, pid):
             http_stream(url, questions[0])  # warm, as the Python side was
             web = [http_stream(url, q) for q in questions]
@@ -183,19 +189,23 @@ def main() -> None:
                            "errors": sum(t["status"] != "ok" for t in web)}  # fmt: skip
             print("http", out["http"], flush=True)
             out["memory_mb"] = {"with_api": peak_memory(pid)}
-            out["load"] = load(url, args.clients)
-            print("load", {k: v for k, v in out["load"].items() if k != "clients"}, flush=True)
-        with server(config, api=False) as (url, pid):
-            from gradio_client import Client
+            if "load" in parts:
+                out["load"] = load(url, args.clients)
+                print("load", {k: v for k, v in out["load"].items() if k != "clients"}, flush=True)
+        if "memory" in parts:
+            with server(config, api=False) as (url, pid):
+                from gradio_client import Client
 
-            page = Client(url, verbose=False)
-            for q in questions:
-                page.predict(q, [], [], "", "", api_name="/ask")
-            out["memory_mb"]["without_api"] = peak_memory(pid)
-    out["api_adds_ms"] = {
-        "first": round((out["http"]["first_p50"] - out["python"]["first_p50"]) * 1000),
-        "last": round((out["http"]["last_p50"] - out["python"]["last_p50"]) * 1000),
-    }
+                page = Client(url, verbose=False)
+                for q in questions:
+                    page.predict(q, [], [], "", "", api_name="/ask")
+                out["memory_mb"]["without_api"] = peak_memory(pid)
+                page.close()
+    if "python" in out:
+        out["api_adds_ms"] = {
+            "first": round((out["http"]["first_p50"] - out["python"]["first_p50"]) * 1000),
+            "last": round((out["http"]["last_p50"] - out["python"]["last_p50"]) * 1000),
+        }
     print(json.dumps({k: v for k, v in out.items() if k != "load"}, indent=2))
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))

@@ -369,3 +369,21 @@ def test_conversations_are_kept_per_user(tmp_path: Path) -> None:
     again = Conversations(tmp_path / "c.sqlite3")  # another process, or after a restart
     assert [t.question for t in again.get("alice", c.id).turns] == ["First question?", "Second?"]
     assert not again.delete("bob", c.id) and again.delete("alice", c.id)
+
+
+def test_the_api_is_served_off_loopback_only_with_keys(tmp_path: Path) -> None:
+    from tests.conftest import make_settings
+    from ui.server import access
+
+    settings = make_settings(tmp_path / "store")
+    login = {"QA_BOT_USER": "ann", "QA_BOT_PASSWORD": "a long password here"}
+    keys, auth, api = access(settings, "127.0.0.1", {})
+    assert keys is None and auth is None and api  # loopback: the machine's own user
+    with pytest.raises(SystemExit, match=re.escape("binding to 0.0.0.0 needs a login; set QA_BOT_USER and")):
+        access(settings, "0.0.0.0", {"QA_BOT_API_KEYS": KEYS})
+    keys, auth, api = access(settings, "0.0.0.0", login)
+    assert auth is not None and not api  # the page behind its login, the API off
+    keys, auth, api = access(settings, "0.0.0.0", {**login, "QA_BOT_API_KEYS": KEYS})
+    assert api and keys is not None and keys.user(ALICE) == "alice"
+    with pytest.raises(SystemExit, match=r"\$QA_BOT_API_KEYS: .*a key of 5 characters"):
+        access(settings, "127.0.0.1", {"QA_BOT_API_KEYS": "short"})

@@ -1,4 +1,5 @@
-"""The packages import one way: ui -> evaluation -> ingest -> qa_bot, and no module imports in a circle."""
+"""The packages import one way: ui -> evaluation -> ingest -> qa_bot, no module imports in a circle, and the
+service layer (ui.service and what it uses) imports no web framework."""
 
 from __future__ import annotations
 
@@ -63,3 +64,19 @@ def test_no_module_imports_in_a_circle() -> None:
 
     circles = [m for m in edges if reaches(m, m, set())]
     assert not circles, circles
+
+
+# The service layer has no web framework in it: the page, the HTTP API and MCP are adapters over it.
+FRAMEWORKS = {"gradio", "gradio_client", "fastapi", "starlette", "uvicorn", "mcp", "httpx2"}
+FRAMEWORK_FREE = ["ui/service.py", "ui/conversations.py", "ui/keys.py"]
+
+
+def test_the_service_layer_imports_no_web_framework() -> None:
+    for name in FRAMEWORK_FREE:
+        found = set()
+        for node in ast.walk(ast.parse((ROOT / name).read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                found |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found.add(node.module.split(".")[0])
+        assert not found & FRAMEWORKS, f"{name} imports {sorted(found & FRAMEWORKS)}"

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from gradio.utils import get_upload_folder
 
 from ingest.loaders import SUPPORTED
 from qa_bot import REFUSAL, Answer, Citation, EarlyAnswer, QuestionError
@@ -178,6 +179,11 @@ class App:
         self.service = settings if isinstance(settings, Service) else Service(settings)
         self.settings = self.service.settings
         self.bot = self.service.bot
+        # A file a browser sends to the page lands in Gradio's folder first; only there, or in
+        # the service's own folder, may a file named in a call be read.
+        gradio_folder = Path(get_upload_folder())
+        if gradio_folder not in self.service.upload_folders:
+            self.service.upload_folders.append(gradio_folder)
 
     @property
     def upload_dir(self) -> Path:

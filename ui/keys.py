@@ -2,7 +2,7 @@
 
 Usage::
 
-    keys = ApiKeys.from_env("QA_BOT_API_KEYS")     # "alice=k1,bob=k2,k3"
+    keys = ApiKeys.parse(os.environ["QA_BOT_API_KEYS"])   # "alice=k1,bob=k2,k3"
     keys.user("k1")                                # "alice"; None for a wrong key
     throttle = Throttle(max_failures=5, window=60)
     throttle.wait("10.0.0.7")                      # seconds this client must wait, 0 if none
@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -45,12 +44,6 @@ class ApiKeys:
             digest = _digest(key)
             entries[digest] = user or f"key-{digest[:8]}"
         return cls(entries)
-
-    @classmethod
-    def from_env(cls, name: str) -> ApiKeys | None:
-        """The keys in environment variable ``name``; None when it is unset or empty."""
-        text = os.environ.get(name, "")
-        return cls.parse(text, source=f"${name}") if text.strip() else None
 
     def __len__(self) -> int:
         return len(self._users)

@@ -16,7 +16,7 @@ import contextlib
 import ipaddress
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import gradio as gr
@@ -101,27 +101,31 @@ def build_server(settings: Settings, host: str, keys: ApiKeys | None, auth: Any,
     return root
 
 
+def access(settings: Settings, host: str, env: Mapping[str, str]) -> tuple[ApiKeys | None, LoginThrottle | None, bool]:
+    """(the API keys, the page's login, whether the API and MCP are served) for binding to ``host``;
+    SystemExit with one line saying what to set when nothing may be served."""
+    try:
+        keys = ApiKeys.parse(env[settings.api.keys_env]) if env.get(settings.api.keys_env, "").strip() else None
+    except ValueError as exc:
+        raise SystemExit(f"qa-bot serve: ${settings.api.keys_env}: {exc}") from exc
+    if is_loopback(host):
+        return keys, None, True
+    user, password = env.get(settings.ui.user_env), env.get(settings.ui.password_env)
+    if not user or not password:
+        raise SystemExit(
+            f"qa-bot serve: binding to {host} needs a login; set {settings.ui.user_env} and "
+            f"{settings.ui.password_env} (names from ui.user_env / ui.password_env)"
+        )
+    if keys is None:
+        log.warning("the API and MCP are off: binding to %s needs API keys in $%s", host, settings.api.keys_env)
+    return keys, LoginThrottle(user, password), keys is not None
+
+
 def serve(settings: Settings, host: str | None = None, port: int | None = None) -> None:
     """Serve on loopback by default; anywhere else only behind a login (page) and keys (API)."""
     host = host or settings.ui.host
     port = port or settings.ui.port
-    try:
-        keys = ApiKeys.from_env(settings.api.keys_env)
-    except ValueError as exc:
-        raise SystemExit(f"qa-bot serve: {exc}") from exc
-    auth: LoginThrottle | None = None
-    api = True
-    if not is_loopback(host):
-        user, password = os.environ.get(settings.ui.user_env), os.environ.get(settings.ui.password_env)
-        if not user or not password:
-            raise SystemExit(
-                f"qa-bot serve: binding to {host} needs a login; set {settings.ui.user_env} and "
-                f"{settings.ui.password_env} (names from ui.user_env / ui.password_env)"
-            )
-        auth = LoginThrottle(user, password)
-        if keys is None:
-            api = False
-            log.warning("the API and MCP are off: binding to %s needs API keys in $%s", host, settings.api.keys_env)
+    keys, auth, api = access(settings, host, os.environ)
     root = build_server(settings, host, keys, auth, api)
     service: Service = root.state.service
     # Decided and loaded before the page is served, so the first question waits for neither.
@@ -131,4 +135,5 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None) 
     bot.retriever.lexical()  # the BM25 index opened (built, the first time) and kept current from now on
     if api:
         log.info("serving the page, /v1, /api (docs at /api/docs) and /mcp on http://%s:%d/", host, port)
-    uvicorn.run(root, host=host, port=port, log_level="warning")
+    # An open page holds a stream open; without a bound, SIGTERM or Ctrl-C waited for it forever.
+    uvicorn.run(root, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)

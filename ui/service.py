@@ -61,13 +61,6 @@ def safe_url(url: str) -> str | None:
     return url.strip() if parts.scheme in ("http", "https") and parts.netloc else None
 
 
-def gradio_upload_folder() -> str:
-    """Gradio's own upload folder (files a browser sent to the page land there first)."""
-    from gradio.utils import get_upload_folder  # only the page's uploads live there
-
-    return str(get_upload_folder())
-
-
 @dataclass
 class IngestOutcome:
     """What one ingest did: the pipeline's report (None when nothing could be read), the inputs
@@ -143,6 +136,8 @@ class Service:
         self.upload_dir = Path(tempfile.mkdtemp(prefix="qa-bot-uploads-"))
         os.chmod(self.upload_dir, 0o700)
         atexit.register(shutil.rmtree, self.upload_dir, ignore_errors=True)  # not left behind in /tmp
+        # Where files this server received may be read from; the page adds Gradio's own folder.
+        self.upload_folders: list[Path] = [self.upload_dir]
         self._ingest_lock = threading.Lock()
         self._jobs: dict[str, Job] = {}
         self._jobs_lock = threading.Lock()
@@ -255,13 +250,12 @@ class Service:
     # ------------------------------------------------------------ writing
 
     def is_upload(self, path: Path) -> bool:
-        """Whether ``path``, links resolved, is a regular file in Gradio's upload folder or ours."""
+        """Whether ``path``, links resolved, is a regular file in one of :attr:`upload_folders`."""
         try:
             real = path.resolve(strict=True)
         except (OSError, RuntimeError):  # missing, or a symlink loop
             return False
-        folders = (Path(gradio_upload_folder()).resolve(), self.upload_dir.resolve())
-        return real.is_file() and any(real.is_relative_to(folder) for folder in folders)
+        return real.is_file() and any(real.is_relative_to(folder.resolve()) for folder in self.upload_folders)
 
     def save_uploads(self, files: list[Any] | None) -> tuple[dict[str, str], list[tuple[str, str]]]:
         """Copy uploads into the private folder under generated names; refuse bad ones.
