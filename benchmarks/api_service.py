@@ -13,8 +13,8 @@ Over a temporary store of the sample article and the 60 test articles, with the 
    official ``openai`` client, streaming: seconds to the first content token and to the last
    chunk. The API's cost is the difference of the medians.
 3. **Load**: ``--clients`` clients stream a question each at once while ``POST /api/ingest``
-   uploads the 60 test articles again as files: each client's status, first token and total,
-   and the ingest job's state and time.
+   uploads 60 new articles as files (:func:`new_articles`): each client's status, first token
+   and total, and the ingest job's state and time.
 4. **Memory**: the server's peak resident memory (VmHWM) after the same questions, with the
    API and MCP mounted and without (``ui.server.build_server(api=False)``).
 """
@@ -24,22 +24,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from benchmarks.serve_memory import QUESTIONS
+from benchmarks.served import serve_command
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNNER = """
@@ -53,29 +51,9 @@ uvicorn.run(root, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning", 
 """
 
 
-@contextmanager
-def server(config: Path, api: bool = True) -> Iterator[tuple[str, int]]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-c", RUNNER, str(config), str(port), "1" if api else "0"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        for _ in range(1200):
-            try:
-                urllib.request.urlopen(url, timeout=2)
-                break
-            except OSError:
-                time.sleep(0.5)
-        yield url, proc.pid
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+def server(config: Path, api: bool = True) -> AbstractContextManager[tuple[str, int]]:
+    """The whole server (page, and API and MCP when ``api``) on a free loopback port: (URL, pid)."""
+    return serve_command(lambda port: ["-c", RUNNER, str(config), str(port), "1" if api else "0"])
 
 
 def python_times(config: Path, questions: list[str]) -> list[dict[str, float]]:
@@ -128,8 +106,8 @@ def peak_memory(pid: int) -> int:
 
 
 def load(url: str, clients: int) -> dict[str, Any]:
-    stories = [json.loads(line) for line in (ROOT / "tests" / "data" / "ares-60.jsonl").read_text().splitlines()]
-    files = [("files", (f"again-{i}.txt", f"{s['title']}\n{s['text']}".encode(), "text/plain"))
+    stories = new_articles(60)
+    files = [("files", (f"new-{i}.txt", f"{s['title']}\n{s['text']}".encode(), "text/plain"))
              for i, s in enumerate(stories)]  # fmt: skip
     results: list[dict[str, Any]] = [{} for _ in range(clients)]
 
@@ -155,6 +133,16 @@ def load(url: str, clients: int) -> dict[str, Any]:
         "ingest": {"state": job["state"], "seconds": round(ingest_seconds, 1),
                    "report": {k: len(v) if isinstance(v, list) else v for k, v in (job["report"] or {}).items()}},
     }  # fmt: skip
+
+
+def new_articles(n: int) -> list[dict[str, str]]:
+    """``n`` articles not in the store, so the ingest embeds and writes while the clients ask: the
+    first of ../shared/eval/realtimeqa-2024 where it is beside the checkout, else the test articles
+    again (then they are grouped as copies and little is written)."""
+    corpus = ROOT.parent / "shared" / "eval" / "realtimeqa-2024" / "corpus.jsonl"
+    source = corpus if corpus.exists() else ROOT / "tests" / "data" / "ares-60.jsonl"
+    with source.open(encoding="utf-8") as lines:
+        return [json.loads(line) for line, _ in zip(lines, range(n), strict=False)]
 
 
 def main() -> None:

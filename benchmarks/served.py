@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -55,15 +55,19 @@ def served_app() -> Iterator[tuple[str, int]]:
 @contextmanager
 def serve_config(config: Path) -> Iterator[tuple[str, int]]:
     """``qa-bot serve --config config`` on a free loopback port, until the block ends: (URL, pid)."""
+    with serve_command(lambda port: ["-m", "ui.cli", "serve", "--config", str(config), "--port", str(port)]) as served:
+        yield served
+
+
+@contextmanager
+def serve_command(args: Callable[[int], list[str]]) -> Iterator[tuple[str, int]]:
+    """``python ARGS`` (given the port) serving on a free loopback port, once it answers: (URL, pid)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ui.cli", "serve", "--config", str(config), "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        [sys.executable, *args(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
         url = f"http://127.0.0.1:{port}/"
@@ -76,4 +80,7 @@ def serve_config(config: Path) -> Iterator[tuple[str, int]]:
         yield url, proc.pid
     finally:
         proc.terminate()
-        proc.wait(timeout=30)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()

@@ -193,12 +193,8 @@ class Service:
         as_of: When = None,
     ) -> Answer:
         """The checked, cited answer (a refusal is an Answer too)."""
-        final = None
-        for part in self.stream(question, history, filters, as_of):
-            if isinstance(part, Answer):
-                final = part
-        assert final is not None
-        return final
+        self.check_store()
+        return self.bot.ask(question, history=list(history), filters=filters, as_of=as_of or None)
 
     def stream(
         self,
