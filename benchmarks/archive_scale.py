@@ -10,7 +10,7 @@ builds its corpus (ingest them first with benchmarks.retrieval_recall), written 
 ``Store.upsert`` into ``var/bench/archive-<size>`` and kept for the next run. Each figure is the
 whole ``Retriever.search`` (query embedding, Chroma, BM25, fusion, collapse) on real eval questions.
 
-Engines: ``new`` is qa_bot.lexical (tantivy, kept in place); ``legacy`` is the bm25s index
+Engines: ``new`` is qa_bot.archive.lexical (tantivy, kept in place); ``legacy`` is the bm25s index
 rebuilt from every chunk that qa_bot/retrieval.py used until 2026-12-02, kept for this comparison in
 docs/experiments/2026-12-02-lexical-engines/legacy_retrieval.py. Measured, per engine and size:
 
@@ -48,11 +48,10 @@ from typing import Any
 import numpy as np
 
 from benchmarks.query_latency import SETS, build, real_chunks
+from qa_bot.archive import LexicalSync, open_store
 from qa_bot.embeddings import get_embedder
-from qa_bot.lexical import LexicalSync
 from qa_bot.retrieval import Retriever
 from qa_bot.settings import Settings, load_settings
-from qa_bot.store import open_store
 
 ROOT = Path(__file__).resolve().parent.parent
 EVAL = ROOT.parent / "shared" / "eval"

@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 
 from ingest import ingest
+from qa_bot.archive import open_store
 from qa_bot.embeddings import get_embedder, resolve_model_path
 from qa_bot.settings import load_settings
-from qa_bot.store import open_store
 
 ROOT = Path(__file__).resolve().parent.parent
 

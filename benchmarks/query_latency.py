@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
+from qa_bot.archive import open_store
 from qa_bot.embeddings import get_embedder
 from qa_bot.retrieval import Retriever
 from qa_bot.settings import load_settings
-from qa_bot.store import open_store
 
 ROOT = Path(__file__).resolve().parent.parent
 

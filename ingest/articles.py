@@ -6,7 +6,8 @@ import hashlib
 import json
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -25,8 +26,11 @@ class Failure:
         return f"{self.source}: {self.reason}"
 
 
-@dataclass
+@dataclass(frozen=True, eq=True)
 class Article:
+    """One article, frozen: a changed article is a new one (:meth:`with_feed_metadata`,
+    ``dataclasses.replace``), so its normalised fields and content hash always match."""
+
     doc_id: str
     text: str
     title: str = ""
@@ -39,18 +43,32 @@ class Article:
     extra: dict[str, Any] = field(default_factory=dict)
 
     # Hash of the normalised text and the metadata a reader sees; not of where it came from.
-    # Computed once, here, not per chunk: a 15 MB text took 0.2 s a hash. Whoever changes a
-    # field after construction calls __post_init__() again (ingest.loaders does, for feeds).
+    # Computed once, here, not per chunk: a 15 MB text took 0.2 s a hash.
     content_hash: str = field(init=False, default="")
 
     def __post_init__(self) -> None:
-        self.text = normalise_text(self.text)
-        self.title = " ".join(self.title.split())
-        self.published = normalise_date(self.published)
+        # The one place a frozen Article's fields are set after __init__: their normal form.
+        set_field = object.__setattr__
+        set_field(self, "text", normalise_text(self.text))
+        set_field(self, "title", " ".join(self.title.split()))
+        set_field(self, "published", normalise_date(self.published))
         payload = json.dumps(
             [self.text, self.title, self.source, self.url, self.published, self.author], ensure_ascii=False
         )
-        self.content_hash = hashlib.sha256(payload.encode("utf-8")).hexdigest()
+        set_field(self, "content_hash", hashlib.sha256(payload.encode("utf-8")).hexdigest())
+
+    def with_feed_metadata(self, meta: Mapping[str, str]) -> Article:
+        """A new article with a feed's word on its title, author, date and outlet: the publisher's
+        word on the item wins over what extraction found, where the feed says anything."""
+        changes = {
+            key: value
+            for key, value in meta.items()
+            # The outlet is the page's own word when it names itself: an aggregator's feed carries
+            # many outlets under one title, and a wire copy must be told from its original.
+            if value and not (key == "source" and self.extra.get("site_name"))
+        }
+        # replace() runs __post_init__ again: the new fields normalised, the hash of the new article.
+        return replace(self, extra=dict(self.extra), **changes)
 
     @property
     def published_ts(self) -> int | None:

@@ -29,24 +29,14 @@ import numpy as np
 
 from ingest.articles import Article, Failure
 from ingest.chunking import Chunk, chunk_text
+from ingest.fetchlog import FetchLog
 from ingest.loaders import FetchMemory, Unchanged, is_url, load_sources, origin_of
+from ingest.stories import Grouping
 from ingest.web import Fetcher, Traffic
+from qa_bot.archive import FETCHED, Archive, Copy, DocInfo, StoreMismatchError, chunk_id
 from qa_bot.embeddings import Embedder, get_embedder
-from qa_bot.lexical import LexicalSync
 from qa_bot.schema import ChunkMeta
 from qa_bot.settings import Settings, load_settings
-from qa_bot.sources import FetchLog
-from qa_bot.store import (
-    DocInfo,
-    Store,
-    StoreMismatchError,
-    chunk_id,
-    collection_names,
-    collection_signature,
-    journal_names,
-    make_client,
-)
-from qa_bot.stories import Copy, Stories
 
 # Chunks gathered before one embed + write; large enough to keep the encoder busy.
 FLUSH_CHUNKS = 256
@@ -119,12 +109,15 @@ def ingest(
     settings = settings or load_settings()
     sources = [sources] if isinstance(sources, str) else list(sources)
     embedder = get_embedder(settings.embedding)
-    store, sources = _open(settings, embedder, sources, reindex)
-    lexical = LexicalSync(store, settings.retrieval)
-    stories = Stories(store.client, store.name, settings.ingest.duplicate_threshold)
-    writer = _Writer(settings, store, embedder, lexical, stories, progress)
-    fetch_log = FetchLog(store.client, store.name)
-    memory = FetchMemory(fetch_log, _present(store, stories), backoff)
+    archive = Archive(settings, embedder.dimension)
+    if reindex:
+        sources = sources or archive.recorded_origins()
+        archive.drop()
+    archive.store  # noqa: B018 - opens (or creates) the chunks, checked against the settings, before any fetch
+    grouping = Grouping(archive.stories, settings.ingest.duplicate_threshold)
+    writer = _Writer(settings, archive, embedder, grouping, progress)
+    fetch_log = FetchLog(archive.records(FETCHED))
+    memory = FetchMemory(fetch_log, archive.present, backoff)
     own_fetcher = fetcher is None
     fetcher = fetcher or Fetcher(settings.ingest)
     traffic_before = fetcher.traffic.snapshot()
@@ -152,13 +145,13 @@ def ingest(
                 failed_paths.add(refused.path or refused.source)
         writer.flush()
         writer.close()  # every write done before prune reads the store
-        stories.add_copies(writer.copies)
+        archive.stories.add_copies(writer.copies)
         # Only now that what they describe is written: a run killed earlier reads it all again.
         fetch_log.put(list(memory.notes.values()))
         if prune:
-            _prune(store, lexical, stories, sources, seen, failed_paths, writer.report)
+            _prune(archive, sources, seen, failed_paths, writer.report)
         # Builds the BM25 index if this machine has none; else takes in what other processes wrote.
-        lexical.catch_up()
+        archive.lexical.catch_up()
     finally:
         writer.close()
         if own_fetcher:
@@ -177,41 +170,6 @@ def _traffic_since(before: Traffic, after: Traffic) -> Traffic:
     )
 
 
-def _present(store: Store, stories: Stories) -> Callable[[list[str]], set[str]]:
-    """Which articles the store holds, indexed or as a further source of a story: by id, ~1 ms."""
-
-    def present(doc_ids: list[str]) -> set[str]:
-        found = set(store.documents(doc_ids=doc_ids))
-        rest = [d for d in doc_ids if d not in found]
-        return found | (stories.copies_present(rest) if rest else set())
-
-    return present
-
-
-def _open(settings: Settings, embedder: Embedder, sources: list[str], reindex: bool) -> tuple[Store, list[str]]:
-    signature = collection_signature(settings, embedder.dimension)
-    client = make_client(settings)
-    if not reindex:
-        return Store(settings, client, signature), sources
-    if not sources:
-        sources = _recorded_origins(settings, client)
-    names = collection_names(client)
-    for name in journal_names(settings.store.collection):
-        if name in names:
-            client.delete_collection(name)
-    return Store(settings, client, signature), sources
-
-
-def _recorded_origins(settings: Settings, client: Any) -> list[str]:
-    """The sources an existing collection was built from, read without checking its settings."""
-    try:
-        collection = client.get_collection(settings.store.collection, embedding_function=None)
-    except Exception:  # noqa: BLE001 - no collection: nothing recorded
-        return []
-    got = collection.get(include=["metadatas"])
-    return sorted({o for m in got["metadatas"] or [] if (o := ChunkMeta.from_metadata(m).origin)})
-
-
 class _Writer:
     """Batches new and changed articles, embeds them together and writes them.
 
@@ -223,18 +181,16 @@ class _Writer:
     def __init__(
         self,
         settings: Settings,
-        store: Store,
+        archive: Archive,
         embedder: Embedder,
-        lexical: LexicalSync,
-        stories: Stories,
+        grouping: Grouping,
         progress: Progress | None,
     ) -> None:
         self.settings = settings
-        self.store = store
-        self.stories = stories
+        self.archive = archive
+        self.grouping = grouping
         self.copies: list[Copy] = []  # recorded once the run's writes are done
         self.embedder = embedder
-        self.lexical = lexical
         self.progress = progress
         self.report = IngestReport()
         self.pending: list[_Pending] = []
@@ -246,7 +202,7 @@ class _Writer:
     def add(self, article: Article) -> Failure | None:
         """Queue the article's chunks for embedding; a Failure if it is too big to take."""
         # The article's chunks, found by id through the store's catalogue: about 1 ms at any size.
-        previous = self.store.documents(doc_ids=[article.doc_id]).get(article.doc_id)
+        previous = self.archive.articles(doc_ids=[article.doc_id]).get(article.doc_id)
         if previous is not None and previous.is_current(article.content_hash):
             self.report.unchanged.append(article.doc_id)
             self.tick()
@@ -261,7 +217,7 @@ class _Writer:
         if len(chunks) > cap:
             return _too_big(article, f"{len(chunks):,} chunks", cap)
         grouping = previous is None and self.settings.ingest.group_duplicates
-        signature = self.stories.signature(article.text) if grouping else None
+        signature = self.grouping.signature(article.text) if grouping else None
         self.pending.append(_Pending(article, chunks, previous, signature))
         if sum(len(p.chunks) for p in self.pending) >= FLUSH_CHUNKS:
             self.flush()
@@ -277,7 +233,7 @@ class _Writer:
         new = [p for p in batch if p.signature is not None]
         if not new:
             return batch
-        known = self.stories.lookup(
+        known = self.grouping.lookup(
             [p.article.doc_id for p in new], [p.signature for p in new if p.signature is not None]
         )
         kept = []
@@ -291,9 +247,9 @@ class _Writer:
                 self.report.unchanged.append(article.doc_id)
                 self.tick()
                 continue
-            match = self.stories.similar(p.signature, exclude=article.doc_id, known=known)
+            match = self.grouping.similar(p.signature, exclude=article.doc_id, known=known)
             if match is None:
-                self.stories.pending(article.doc_id, p.signature)  # later articles of the run find it
+                self.grouping.pending(article.doc_id, p.signature)  # later articles of the run find it
                 kept.append(p)
                 continue
             self.copies.append(_copy(article, *match))
@@ -341,15 +297,12 @@ class _Writer:
     ) -> None:
         for start in range(0, len(ids), 1000):
             end = start + 1000
-            stamped = self.store.upsert(ids[start:end], vectors[start:end], texts[start:end], metas[start:end])
-            self.lexical.written(ids[start:end], texts[start:end], stamped)
+            self.archive.write(ids[start:end], vectors[start:end], texts[start:end], metas[start:end])
         # Only now that the new version is whole do the old chunks go.
         written = set(ids)
         stale = [cid for p in batch if p.previous for cid in p.previous.chunks if cid not in written]
-        if stale:
-            self.store.delete(stale)
-            self.lexical.deleted(stale)
-        self.stories.write([p.article.doc_id for p in batch])  # findable as stories once whole
+        self.archive.delete_chunks(stale)
+        self.grouping.write([p.article.doc_id for p in batch])  # findable as stories once whole
         self.report.chunks_written += len(ids)
         for p in batch:
             (self.report.updated if p.previous else self.report.added).append(p.article.doc_id)
@@ -411,38 +364,26 @@ def _metadata(article: Article, chunk: Chunk, n_chunks: int) -> dict[str, Any]:
     ).to_metadata()
 
 
-def _prune(
-    store: Store,
-    lexical: LexicalSync,
-    stories: Stories,
-    sources: list[str],
-    seen: set[str],
-    failed_paths: set[str],
-    report: IngestReport,
-) -> None:
+def _prune(archive: Archive, sources: list[str], seen: set[str], failed_paths: set[str], report: IngestReport) -> None:
     """Remove articles ingested through these sources whose source is gone.
 
     An article whose file failed to load this time is kept: a broken file is not a deleted one.
     """
-    origins = {origin_of(s) for s in sources}
+    origins = sorted({origin_of(s) for s in sources})
     gone = [
-        doc
-        for doc in store.documents(origins=sorted(origins)).values()
+        doc.doc_id
+        for doc in archive.articles(origins=origins).values()
         if doc.doc_id not in seen
         and doc.source_path not in failed_paths
         and not (is_url(doc.origin) and doc.origin in failed_paths)
     ]
-    for doc in gone:
-        store.delete(sorted(doc.chunks))
-        lexical.deleted(sorted(doc.chunks))
-        report.removed.append(doc.doc_id)
     copies = [
         c.doc_id
-        for c in stories.copies_from(sorted(origins))
+        for c in archive.stories.copies_from(origins)
         if c.doc_id not in seen and c.source_path not in failed_paths
     ]
-    stories.forget([doc.doc_id for doc in gone] + copies)
-    report.removed += copies
+    archive.delete_articles(gone + copies)
+    report.removed += gone + copies
 
 
 __all__ = ["IngestReport", "StoreMismatchError", "ingest"]

@@ -23,12 +23,12 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from ingest.fetchlog import FetchLog, now
 from ingest.loaders import origin_of
 from ingest.pipeline import IngestReport, ingest
 from ingest.web import Fetcher
+from qa_bot.archive import FETCHED, Archive
 from qa_bot.settings import Settings
-from qa_bot.sources import FetchLog, now
-from qa_bot.store import make_client
 
 
 @dataclass
@@ -78,7 +78,7 @@ class Watcher:
 
     def due(self) -> tuple[list[str], list[tuple[str, int, float]]]:
         """The sources to read this round, and those backing off after failures."""
-        log = FetchLog(make_client(self.settings), self.settings.store.collection)
+        log = FetchLog(Archive(self.settings).records(FETCHED))
         origins = {source: origin_of(source) for source in self.sources}
         records = log.get(sorted(set(origins.values())), "source")
         at = now()

@@ -43,6 +43,7 @@ import numpy as np
 
 from qa_bot import prompts
 from qa_bot import timeline as timelines
+from qa_bot.archive import Archive, Store
 from qa_bot.citations import (
     Checked,
     PassageSentences,
@@ -60,8 +61,6 @@ from qa_bot.prompts import ANSWERABLE_CHECK, EMPTY_STORE, INSTRUCTION_LIKE, REFU
 from qa_bot.results import Answer, Citation, EarlyAnswer, Filters, FurtherSource, Passage
 from qa_bot.retrieval import Retriever
 from qa_bot.settings import AnswerSettings, Settings, load_settings
-from qa_bot.store import Store, collection_names, open_store
-from qa_bot.stories import STORIES, Stories
 from qa_bot.timeframe import TimeScope, annotate_weekdays, long_date, moment_of, month_year, parse_day, resolve
 from qa_bot.timeline import Timeline, whats_new_request
 
@@ -76,8 +75,6 @@ class QuestionError(ValueError):
 class QABot:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or load_settings()
-        self._stories_exist = False
-        self._stories_checked = 0.0  # when a store without story records was last asked
 
     # ------------------------------------------------------------ lazily built parts
 
@@ -86,12 +83,16 @@ class QABot:
         return get_embedder(self.settings.embedding)
 
     @cached_property
+    def archive(self) -> Archive:
+        return Archive(self.settings, lambda: self.embedder.dimension)  # the embedder loads only for the chunks
+
+    @property
     def store(self) -> Store:
-        return open_store(self.settings, self.embedder.dimension)
+        return self.archive.store
 
     @cached_property
     def retriever(self) -> Retriever:
-        return Retriever(self.settings.retrieval, self.store, self.embedder)
+        return Retriever(self.settings.retrieval, self.store, self.embedder, self.archive.lexical)
 
     @cached_property
     def scorer(self) -> SupportScorer:
@@ -131,25 +132,12 @@ class QABot:
         """Name the other outlets of each passage's story (wire copies grouped at ingest): one get by id."""
         if not passages:
             return
-        if not self._stories_exist:
-            # Until an ingest has made the records: asked at most once per catch-up interval, so a
-            # store without them (grouping off, or not re-ingested since) costs no question a listing.
-            if time.monotonic() - self._stories_checked < self.settings.retrieval.refresh_seconds:
-                return
-            self._stories_checked = time.monotonic()
-            self._stories_exist = f"{self.store.name}-{STORIES}" in collection_names(self.store.client)
-            if not self._stories_exist:
-                return
-        copies = self.stories.copies_of([p.doc_id for p in passages])
+        copies = self.archive.also_reported_by([p.doc_id for p in passages])
         for p in passages:
             p.also_reported_by = [
                 FurtherSource(c.source or urlsplit(c.url).hostname or "", c.title, c.url)
                 for c in copies.get(p.doc_id, [])
             ]
-
-    @cached_property
-    def stories(self) -> Stories:
-        return Stories(self.store.client, self.store.name, self.settings.ingest.duplicate_threshold)
 
     def ask(
         self,

@@ -6,7 +6,7 @@ Usage::
     passages = retriever.search("Why did Putin praise Trump?", k=4, filters=Filters(source=["CNN"]))
 
 Steps: dense candidates from Chroma (cosine) and lexical candidates from BM25 (a tantivy
-index on disk kept in step with the collection: qa_bot.lexical), fused by weighted
+index on disk kept in step with the collection: qa_bot.archive.lexical), fused by weighted
 reciprocal rank fusion; a
 question that names a period ("this week", "in 2024", "latest") lifts articles of that
 period; near-duplicate passages (overlapping chunks of one article, syndicated copies)
@@ -21,12 +21,11 @@ from dataclasses import replace
 from datetime import date
 from typing import Any
 
+from qa_bot.archive import LexicalSync, Store
 from qa_bot.embeddings import Embedder
-from qa_bot.lexical import LexicalSync, day_ts
 from qa_bot.results import Filters, Passage
-from qa_bot.schema import STAMP, ChunkMeta
+from qa_bot.schema import STAMP, ChunkMeta, day_ts
 from qa_bot.settings import RetrievalSettings
-from qa_bot.store import Store
 from qa_bot.timeframe import TimeScope, moment_of, resolve
 
 RRF_K = 60
@@ -75,17 +74,19 @@ class Retriever:
         self.settings = settings
         self.store = store
         self.embedder = embedder
-        self._lexical = lexical
+        self._lexical = lexical  # the archive's, so its writes and deletes reach this one at once
+        self._started = False
         self._lock = threading.Lock()
 
     def lexical(self) -> LexicalSync:
         """The BM25 index, opened once (built, the first time on this machine) and refreshed after."""
         with self._lock:
             if self._lexical is None:
-                sync = LexicalSync(self.store, self.settings)
-                sync.index  # noqa: B018 - opens it, building it if this machine has none
-                sync.start()
-                self._lexical = sync
+                self._lexical = LexicalSync(self.store, self.settings)
+            if not self._started:
+                self._lexical.index  # noqa: B018 - opens it, building it if this machine has none
+                self._lexical.start()
+                self._started = True
             return self._lexical
 
     def refresh(self) -> None:

@@ -15,11 +15,22 @@ is missing (a chunk written before it existed) reads as its default.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from datetime import UTC, date, datetime
 from typing import Any
 
 # Metadata key: when the chunk was written, in ms since the epoch by the writer's clock
-# (qa_bot.store stamps it; every process's BM25 index catches up by it).
+# (qa_bot.archive.store stamps it; every process's BM25 index catches up by it).
 STAMP = "indexed_at"
+
+
+def day_ts(day: date) -> int:
+    """A published day as stored and filtered on (``published_ts``): its midnight UTC, in seconds."""
+    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
+
+
+def published_ts(published: str) -> int | None:
+    """``day_ts`` of an ISO date (YYYY-MM-DD), None for an undated article."""
+    return day_ts(date.fromisoformat(published)) if published else None
 
 
 @dataclass(frozen=True)

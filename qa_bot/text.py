@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 # The version of how split_sentences cuts text. Chunks are runs of its sentences, so a store's
 # chunks are only comparable with one version: it is part of the collection's signature
-# (qa_bot.store), and a store built with another asks for `qa-bot ingest --reindex`.
+# (qa_bot.archive.store), and a store built with another asks for `qa-bot ingest --reindex`.
 # tests/test_chunking.py holds a fingerprint of its output that fails until this is raised.
 SPLITTER_VERSION = 1
 

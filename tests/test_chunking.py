@@ -10,10 +10,10 @@ import pytest
 
 from ingest import ingest
 from ingest.chunking import chunk_text
-from qa_bot import store as store_module
+from qa_bot.archive import StoreMismatchError, open_store
+from qa_bot.archive import store as store_module
 from qa_bot.embeddings import get_embedder
 from qa_bot.settings import EmbeddingSettings
-from qa_bot.store import StoreMismatchError, open_store
 from qa_bot.text import SPLITTER_VERSION, split_sentences
 from tests.conftest import ROOT, SAMPLE, make_settings
 

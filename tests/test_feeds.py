@@ -16,12 +16,11 @@ import yaml
 
 from benchmarks.newsroom import NewsSite, article_html, rss
 from ingest import ingest
+from ingest.fetchlog import FetchLog, source_states
 from ingest.watch import Watcher
 from qa_bot import QABot
+from qa_bot.archive import FETCHED, Archive, open_store
 from qa_bot.settings import Settings
-from qa_bot.sources import FetchLog
-from qa_bot.stats import source_states
-from qa_bot.store import make_client, open_store
 from tests.conftest import ROOT, make_settings
 from tests.test_cli import qa_bot
 from ui.app import App, render_sources
@@ -287,7 +286,8 @@ def test_deleting_a_story_lets_its_copies_be_read_as_new(settings: Settings) -> 
         assert ingest([first, copy], settings).grouped == [(copy, first)]
         app = App(settings)
         assert app.delete(first).startswith("Deleted")
-        assert app.bot.stories.copies_of([first]) == {} and app.bot.stories.copies_present([copy]) == set()
+        stories = app.bot.archive.stories
+        assert stories.copies_of([first]) == {} and stories.copies_present([copy]) == set()
         again = ingest([first, copy], settings)  # the copy is news again: grouped anew, not "unchanged"
     assert again.added == [first] and again.grouped == [(copy, first)] and not again.unchanged
 
@@ -303,7 +303,7 @@ def test_a_pruned_copy_leaves_its_storys_list(tmp_path: Path, settings: Settings
     (tmp_path / "gazette" / "copy.txt").unlink()
     pruned = ingest([str(tmp_path / "gazette")], settings, prune=True)
     assert pruned.removed == ["copy.txt"]
-    stories = QABot(settings).stories
+    stories = QABot(settings).archive.stories
     assert stories.copies_of(["story.txt"]) == {} and stories.copies_present(["copy.txt"]) == set()
     assert sorted(open_store(settings).documents()) == ["other.txt", "story.txt"]  # the story stays
 
@@ -328,13 +328,13 @@ def test_watch_backs_off_a_failing_source_and_records_it(site: NewsSite, tmp_pat
     assert two.due == [good] and [s for s, *_ in two.backing_off] == [bad]
     assert "1 of 2 sources due (1 backing off: http://127.0.0.1:9/feed.xml after 1 failure(s)" in two.summary()
     assert "2 unchanged" in two.summary() and "1 requests (1 not modified, 0 with a body" in two.summary()
-    states = {s["source"]: s for s in source_states(settings)}
+    states = {s["source"]: s for s in source_states(Archive(settings))}
     assert states[bad]["state"].startswith("1 failure(s) in a row; next try in")
     assert "connection refused" in states[bad]["last error"] and states[bad]["last success"] == "never"
     assert states[good]["state"] == "ok" and states[good]["last error"] == "-"
-    record = FetchLog(make_client(settings), "test").get([bad], "source")[bad]
+    record = FetchLog(Archive(settings).records(FETCHED)).get([bad], "source")[bad]
     record.retry_at = 0  # the back-off has run out
-    FetchLog(make_client(settings), "test").put([record])
+    FetchLog(Archive(settings).records(FETCHED)).put([record])
     with Watcher([good, bad], settings) as watcher:
         assert watcher.round().due == [good, bad]
     rows = {row[0]: row for row in App(settings).source_rows()}  # the Articles tab's table

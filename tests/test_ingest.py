@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from ingest import ingest
+from qa_bot.archive import STAMP, StoreMismatchError, open_store
 from qa_bot.settings import Settings
-from qa_bot.store import STAMP, StoreMismatchError, open_store
 from tests.conftest import DATA, SAMPLE, make_settings
 
 

@@ -1,5 +1,6 @@
-"""The packages import one way: ui -> evaluation -> ingest -> qa_bot, no module imports in a circle, and the
-service layer (ui.service and what it uses) imports no web framework."""
+"""The packages import one way: ui -> evaluation -> ingest -> qa_bot, no module imports in a circle, the
+service layer (ui.service and what it uses) imports no web framework, and only the archive
+(qa_bot/archive/) reaches Chroma and tantivy."""
 
 from __future__ import annotations
 
@@ -30,12 +31,16 @@ def project_imports(path: Path) -> set[str]:
     return {name for name in found if name.split(".")[0] in ALLOWED}
 
 
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
 def modules() -> dict[str, set[str]]:
     graph = {}
     for package in ALLOWED:
-        for path in sorted((ROOT / package).glob("*.py")):
-            name = f"{package}.{path.stem}" if path.stem != "__init__" else package
-            graph[name] = project_imports(path)
+        for path in sorted((ROOT / package).rglob("*.py")):
+            graph[module_name(path)] = project_imports(path)
     return graph
 
 
@@ -80,3 +85,27 @@ def test_the_service_layer_imports_no_web_framework() -> None:
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 found.add(node.module.split(".")[0])
         assert not found & FRAMEWORKS, f"{name} imports {sorted(found & FRAMEWORKS)}"
+
+
+def third_party_imports(path: Path) -> set[str]:
+    """The top-level names of every package a file imports (at top level or inside functions)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def test_only_the_archive_reaches_chroma_and_tantivy() -> None:
+    wrong = [
+        f"{module_name(path)} imports {sorted(third_party_imports(path) & {'chromadb', 'tantivy'})}"
+        for package in ("qa_bot", "ingest", "evaluation", "ui")
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if third_party_imports(path) & {"chromadb", "tantivy"} and not path.is_relative_to(ROOT / "qa_bot" / "archive")
+    ]
+    assert not wrong, wrong
+    # It is not vacuous: the archive does import them.
+    archive = set().union(*(third_party_imports(p) for p in (ROOT / "qa_bot" / "archive").rglob("*.py")))
+    assert {"chromadb", "tantivy"} <= archive

@@ -1,4 +1,4 @@
-"""The BM25 index kept in place (qa_bot/lexical.py), against a real Chroma and a real tantivy index.
+"""The BM25 index kept in place (qa_bot/archive/lexical.py), against a real Chroma and a real tantivy index.
 
 * adding, updating and deleting articles keeps the BM25 and dense sides the same set of chunks;
 * an ingest SIGKILLed between its Chroma write and its BM25 write, or between a deletion's
@@ -21,9 +21,9 @@ import pytest
 
 from ingest import ingest
 from qa_bot import Filters, QABot
-from qa_bot.lexical import LexicalIndex, LexicalSync, index_folder
+from qa_bot.archive import now_ms, open_store
+from qa_bot.archive.lexical import LexicalIndex, LexicalSync, index_folder
 from qa_bot.settings import Settings, load_settings
-from qa_bot.store import now_ms, open_store
 from tests.conftest import FAST_MODEL, ROOT, make_settings, start_serve
 
 TOPICS = [
@@ -91,7 +91,7 @@ import os, signal, sys
 from pathlib import Path
 sys.path.insert(0, {root!r})
 from ingest import ingest
-from qa_bot import lexical, store as st
+from qa_bot.archive import lexical, store as st
 from tests.conftest import make_settings
 
 point, path, folder = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
@@ -282,7 +282,7 @@ import sys
 import numpy as np
 sys.path.insert(0, {root!r})
 from pathlib import Path
-from qa_bot.store import now_ms, open_store
+from qa_bot.archive import now_ms, open_store
 from tests.conftest import make_settings
 
 store = open_store(make_settings(Path(sys.argv[1])), 384)
@@ -298,7 +298,7 @@ READER = """
 import sys
 sys.path.insert(0, {root!r})
 from pathlib import Path
-from qa_bot.store import now_ms, open_store
+from qa_bot.archive import now_ms, open_store
 from tests.conftest import make_settings
 
 store = open_store(make_settings(Path(sys.argv[1])), 384)
@@ -340,7 +340,7 @@ RELOADER = """
 import sys
 sys.path.insert(0, {root!r})
 from pathlib import Path
-from qa_bot.store import now_ms, open_store
+from qa_bot.archive import now_ms, open_store
 from tests.conftest import make_settings
 
 store = open_store(make_settings(Path(sys.argv[1])), 384)
@@ -406,3 +406,35 @@ def test_journals_list_recent_changes_and_forget_old_ones(tmp_path: Path) -> Non
     write_articles(folder, 4)
     assert ingest([str(folder)], short).ok
     assert not set(pruner.changed_since(0)) & first and pruner.deleted_since(0) == []
+
+
+def test_a_delete_through_the_page_leaves_the_bm25_side_at_once(tmp_path: Path) -> None:
+    """One call deletes an article everywhere: the page's delete tells the BM25 index itself,
+    not only the journal a later catch-up reads (the archive's delete_articles, issue 31)."""
+    from qa_bot.archive import Archive
+    from ui.app import App
+
+    settings = make_settings(tmp_path / "store")
+    folder = tmp_path / "articles"
+    paths = write_articles(folder, 3)
+    assert ingest([str(folder)], settings).ok
+    gone = paths[0].name
+    chunks = sorted(Archive(settings).articles(doc_ids=[gone])[gone].chunks)
+    assert chunks and set(chunks) <= lexical_ids(settings)
+
+    # The archive alone, with no catch-up after it: the index on disk has lost the chunks.
+    archive = Archive(settings)
+    assert archive.delete_articles([paths[1].name]) == [paths[1].name]
+    index = LexicalIndex(
+        index_folder(settings) / json.loads((index_folder(settings) / "state.json").read_text())["index"]
+    )
+    assert not {c for c in index.ids() if c.startswith(f"{paths[1].name}::")}
+    assert paths[1].name not in archive.articles(doc_ids=[paths[1].name])
+
+    # Through the page: gone from Chroma, from BM25 and from answers.
+    app = App(settings)
+    assert app.delete(gone).startswith("Deleted")
+    assert not set(chunks) & chroma_ids(settings)
+    assert not set(chunks) & lexical_ids(settings)
+    assert all(cid not in chunks for cid, _ in app.bot.retriever.lexical().search("Valdoria harbour", 10, Filters()))
+    assert chroma_ids(settings) == lexical_ids(settings)

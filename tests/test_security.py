@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 
 from ingest import ingest
+from qa_bot.archive import describe_failure, open_store
 from qa_bot.settings import Settings
-from qa_bot.store import describe_failure, open_store
 from tests.conftest import ROOT, SAMPLE, _chroma_command, free_port, make_settings, serving
 from ui.app import App, LoginThrottle, build_app
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from ingest import ingest
+from qa_bot.archive import open_store
 from qa_bot.settings import Settings
-from qa_bot.store import open_store
 from tests.conftest import ROOT, SAMPLE, Route, WebServer, make_settings
 
 PARAGRAPHS = "".join(f"<p>{line}</p>" for line in SAMPLE.read_text().splitlines() if line.strip())

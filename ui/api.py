@@ -45,8 +45,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from qa_bot import Answer, EarlyAnswer, QuestionError
+from qa_bot.archive import StoreError, describe_failure
 from qa_bot.generation import GenerationError
-from qa_bot.store import StoreError, describe_failure
 from ui.conversations import ConversationError
 from ui.keys import ApiKeys, Throttle
 from ui.service import LOCAL_USER, Service, answer_json, passage_json, sources_list
@@ -298,7 +298,7 @@ def build_api(
             try:
                 body = IngestRequest.model_validate(await request.json())
             except ValueError as exc:
-                raise ApiError(400, f"the body must be JSON {{\"urls\": [...]}} or a multipart form: {exc}") from exc
+                raise ApiError(400, f'the body must be JSON {{"urls": [...]}} or a multipart form: {exc}') from exc
             saved, refused, urls = {}, [], body.urls
         if not saved and not urls:
             if refused:

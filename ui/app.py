@@ -30,11 +30,11 @@ from gradio.utils import get_upload_folder
 
 from ingest.loaders import SUPPORTED
 from qa_bot import REFUSAL, Answer, Citation, EarlyAnswer, QuestionError
+from qa_bot.archive import StoreError, describe_failure
 from qa_bot.embeddings import EmbeddingError
 from qa_bot.generation import GenerationError
 from qa_bot.prompts import EMPTY_STORE
 from qa_bot.settings import Settings
-from qa_bot.store import StoreError, describe_failure
 from qa_bot.timeline import Timeline
 from ui.conversations import ConversationError
 from ui.service import LOCAL_USER, Service, answer_from_json, answer_json, safe_url
@@ -437,7 +437,14 @@ def build_app(settings: Settings, app: App | None = None) -> gr.Blocks:
             outputs = [chatbot, history, question, cards]
 
             def respond(
-                message: str, chat: list[dict], past: list, chosen: list[str], lo: str, hi: str, at: str, current: str,
+                message: str,
+                chat: list[dict],
+                past: list,
+                chosen: list[str],
+                lo: str,
+                hi: str,
+                at: str,
+                current: str,
                 request: gr.Request,
             ) -> Iterator[tuple[Any, ...]]:
                 user, kept = user_of(request), current
@@ -469,6 +476,7 @@ def build_app(settings: Settings, app: App | None = None) -> gr.Blocks:
 
             reopen.click(opened, talks, [*outputs, conversation], api_visibility="private")
             forget.click(forgotten, talks, [*outputs, conversation, talks], api_visibility="private")
+
             def exported_file(chosen: str, request: gr.Request) -> str | None:
                 return app.export(user_of(request), chosen)
 

@@ -22,10 +22,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from qa_bot.archive import StoreError, describe_failure
 from qa_bot.embeddings import EmbeddingError
 from qa_bot.generation import GenerationError
 from qa_bot.settings import Settings, SettingsError, load_settings
-from qa_bot.store import StoreError, describe_failure
 
 log = logging.getLogger("qa_bot")
 
@@ -323,12 +323,14 @@ def cmd_mcp(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
-    from qa_bot.stats import source_states, store_stats
+    from ingest.fetchlog import source_states
+    from qa_bot.archive import Archive
+    from qa_bot.stats import store_stats
 
     stats = store_stats(settings, tune=args.tune)
     for key, value in stats.items():
         print(f"{key:>16}: {value}")
-    states = source_states(settings)
+    states = source_states(Archive(settings))
     if states:
         print("\nsources (last success, last error):")
     for state in states:

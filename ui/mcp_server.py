@@ -22,8 +22,8 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
 from qa_bot import QuestionError
+from qa_bot.archive import StoreError, describe_failure
 from qa_bot.generation import GenerationError
-from qa_bot.store import StoreError, describe_failure
 from ui.service import LOCAL_USER, Service, answer_json, passage_json
 
 INSTRUCTIONS = (

@@ -36,11 +36,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ingest import IngestReport, ingest
+from ingest.fetchlog import source_states
 from ingest.loaders import SUPPORTED
 from qa_bot import Answer, Citation, EarlyAnswer, Passage, QABot
+from qa_bot.archive import StoreError
 from qa_bot.settings import Settings
-from qa_bot.stats import source_states, store_stats
-from qa_bot.store import StoreError
+from qa_bot.stats import store_stats
 from qa_bot.timeline import Timeline
 from ui.conversations import Conversations
 
@@ -221,7 +222,7 @@ class Service:
     def articles(self, doc_ids: list[str] | None = None) -> list[dict[str, Any]]:
         """The stored articles (title, source, date, chunks, id), newest first."""
         self.check_store()
-        docs = self.bot.store.documents(doc_ids=doc_ids) if doc_ids else self.bot.store.documents()
+        docs = self.bot.archive.articles(doc_ids=doc_ids or None)
         rows = [
             {
                 "id": d.doc_id,
@@ -241,7 +242,7 @@ class Service:
     def source_states(self) -> list[dict[str, str]]:
         """The feeds and URLs ingested here (not uploads): state, last success, last error."""
         self.check_store()
-        return [s for s in source_states(self.settings) if safe_url(s["source"])]
+        return [s for s in source_states(self.bot.archive) if safe_url(s["source"])]
 
     # ------------------------------------------------------------ writing
 
@@ -314,7 +315,7 @@ class Service:
     def reingest(self, progress: Progress | None = None) -> IngestOutcome | None:
         """Every recorded source again; None when nothing has been ingested from a source yet."""
         self.check_store()
-        origins = sorted({d.origin for d in self.bot.store.documents().values() if d.origin})
+        origins = sorted({d.origin for d in self.bot.archive.articles().values() if d.origin})
         if not origins:
             return None
         with self._ingest_lock:
@@ -325,11 +326,12 @@ class Service:
     def delete(self, doc_id: str) -> str | None:
         """Delete an article; its title (or id), or None when there is no such article."""
         self.check_store()
-        docs = self.bot.store.documents(doc_ids=[doc_id])
+        docs = self.bot.archive.articles(doc_ids=[doc_id])
         if doc_id not in docs:
             return None
-        self.bot.store.delete(sorted(docs[doc_id].chunks))
-        self.bot.stories.forget([doc_id])  # its further sources are read as new next time
+        # Chunks, catalogue, journals, BM25, stories (its further sources are read as new next
+        # time) and fetch records: one call.
+        self.bot.archive.delete_articles([doc_id])
         self.bot.retriever.refresh()
         return docs[doc_id].title or doc_id
 

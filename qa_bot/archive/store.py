@@ -1,15 +1,15 @@
-"""The Chroma collection that holds article chunks, embedded or behind a Chroma server.
+"""The archive's chunks: the Chroma collection that holds them, embedded or behind a Chroma server.
 
 Usage::
 
-    from qa_bot.store import open_store
+    from qa_bot.archive import open_store
     store = open_store(settings)           # checks the collection matches the settings
     store.count(); store.documents()       # chunk count; {doc_id: DocInfo}
     store.documents(doc_ids=["a.txt"])     # one article: a lookup by Chroma's metadata index
     store.changed_since(stamp); store.deleted_since(stamp)   # what the BM25 index catches up on
 
 Every chunk's metadata carries its article's metadata, so the collection alone is the
-record of what was ingested; the BM25 index (qa_bot.lexical) is derived from it, by the
+record of what was ingested; the BM25 index (qa_bot.archive.lexical) is derived from it, by the
 journals of writes and deletions kept beside it (``<collection>-written``,
 ``<collection>-deleted``). The collection's own
 metadata records the embedding model, its dimension and the chunking settings; opening it
@@ -22,7 +22,6 @@ Embeddings are always computed by us and passed in; Chroma's default embedding f
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import threading
@@ -31,11 +30,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from qa_bot.archive.errors import StoreError, StoreMismatchError
+from qa_bot.archive.locks import file_lock
 from qa_bot.embeddings import vector_kind
 from qa_bot.schema import STAMP, ChunkMeta
 from qa_bot.settings import Settings
-from qa_bot.sources import FETCHED
-from qa_bot.stories import STORIES
 from qa_bot.text import SPLITTER_VERSION
 
 SCHEMA_VERSION = 1
@@ -59,12 +58,6 @@ _PRUNE_EVERY_MS = 600_000
 _CATALOGUE_PAGE = 5000
 
 
-def journal_names(collection: str) -> list[str]:
-    """The collection, its journals, its catalogue, its fetch records and its stories: what
-    ``--reindex`` drops together."""
-    return [collection, *(f"{collection}-{kind}" for kind in (*JOURNALS, CATALOGUE, FETCHED, STORIES))]
-
-
 def doc_id_of(chunk_id: str) -> str:
     """The article a chunk id belongs to (ids are ``doc_id::hash::n``; a doc_id may hold "::")."""
     return chunk_id.rsplit("::", 2)[0]
@@ -72,49 +65,6 @@ def doc_id_of(chunk_id: str) -> str:
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-class StoreError(RuntimeError):
-    """The store cannot be opened or reached."""
-
-
-def describe_failure(exc: BaseException, settings: Settings) -> str:
-    """One line for a person: what failed, naming Chroma where the store is what failed."""
-    if settings.store.mode == "server" and _is_connection_error(exc):
-        s = settings.store
-        return (
-            f"cannot reach the Chroma server at {s.host}:{s.port} (store.mode: server): {_root(exc)}; "
-            "is `chroma run` still running there?"
-        )
-    return str(exc) or type(exc).__name__
-
-
-def _is_connection_error(exc: BaseException) -> bool:
-    for e in _chain(exc):
-        if isinstance(e, ConnectionError) or type(e).__name__ in (
-            "ConnectError",
-            "ConnectTimeout",
-            "RemoteProtocolError",
-        ):
-            return True
-    return False
-
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    seen: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in seen:
-        seen.append(current)
-        current = current.__cause__ or current.__context__
-    return seen
-
-
-def _root(exc: BaseException) -> str:
-    return str(_chain(exc)[-1]) or type(exc).__name__
-
-
-class StoreMismatchError(StoreError):
-    """The collection was built with other embedding or chunking settings."""
 
 
 @dataclass
@@ -199,7 +149,7 @@ def make_client(settings: Settings) -> Any:
         s.path.mkdir(parents=True, exist_ok=True)
         # Chroma hands every client of a path in this process one shared system, loaded by the
         # first: writes of this process are seen by all of them, and its age is that first load.
-        _LOADED_AT.setdefault(str(s.path), now_ms())
+        SYSTEMS.loaded_at.setdefault(str(s.path), now_ms())
         return chromadb.PersistentClient(path=str(s.path), settings=chroma_settings)
     except Exception as exc:
         where = f"Chroma server at {s.host}:{s.port}" if s.mode == "server" else f"store at {s.path}"
@@ -214,14 +164,24 @@ def make_client(settings: Settings) -> Any:
 
 # How far back a check for other processes' writes looks past the previous check (ms).
 _CHECK_LOOKBACK = 10_000
-# Embedded stores, by path: when this process's Chroma system for it was loaded, and the stamps
-# of this process's writes (whichever Store object made them: they share the system).
-_LOADED_AT: dict[str, int] = {}
-_OWN: dict[str, set[int]] = {}
+
+
+@dataclass
+class EmbeddedSystems:
+    """This process's embedded Chroma systems, by store path: when each was loaded, and the stamps of
+    this process's own writes (whichever Store object made them: they share the system)."""
+
+    loaded_at: dict[str, int] = field(default_factory=dict)
+    own: dict[str, set[int]] = field(default_factory=dict)
+
+
+# One per process, as Chroma's own system cache is.
+SYSTEMS = EmbeddedSystems()
 
 
 class Store:
-    """A thin layer over one Chroma collection.
+    """The chunks' collection, its journals of writes and deletions, and its article catalogue
+    (the archive's part that holds what is searched; :class:`qa_bot.archive.Archive` owns it).
 
     Embedded Chroma keeps each collection's vector index in the memory of the process that opened
     it and never sees vectors that other processes write after that. Reading through such a copy
@@ -251,9 +211,9 @@ class Store:
             self.collection = self._open()
             self._load(self.collection)
         key = str(settings.store.path)
-        self._opened = _LOADED_AT.get(key, now_ms())
+        self._opened = SYSTEMS.loaded_at.get(key, now_ms())
         self._checked = now_ms()
-        self._own = _OWN.setdefault(key, set())  # stamps of this process's writes
+        self._own = SYSTEMS.own.setdefault(key, set())  # stamps of this process's writes
 
     @contextlib.contextmanager
     def exclusive(self) -> Iterator[None]:
@@ -261,13 +221,8 @@ class Store:
         if self.settings.store.mode != "embedded":
             yield
             return
-        self.settings.store.path.mkdir(parents=True, exist_ok=True)
-        with open(self.settings.store.path / "qa-bot.lock", "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with file_lock(self.settings.store.path / "qa-bot.lock"):
+            yield
 
     def _load(self, collection: Any) -> None:
         """Embedded mode: load the vectors now (under :meth:`exclusive`), not in the first search."""
@@ -302,14 +257,6 @@ class Store:
                 f"collection '{self.name}' was built with other settings: {'; '.join(diffs)}. "
                 "Rebuild it with: qa-bot ingest --reindex"
             )
-
-    def drop(self) -> None:
-        """Delete the collection and its journals, and create it empty with the current signature."""
-        for name in journal_names(self.name):
-            if name in self._names():
-                self.client.delete_collection(name)
-        self._tombstones = self._written = self._catalogue = None
-        self.collection = self._open()
 
     def count(self) -> int:
         return self.collection.count()
@@ -586,7 +533,7 @@ class Store:
 
         SharedSystemClient.clear_system_cache()  # else Chroma hands back the same stale system
         opened = now_ms()
-        _LOADED_AT[str(self.settings.store.path)] = opened
+        SYSTEMS.loaded_at[str(self.settings.store.path)] = opened
         client = make_client(self.settings)
         collection = client.get_collection(self.name, embedding_function=None)
         self._load(collection)
@@ -615,15 +562,3 @@ def _doc_infos(rows: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, DocInfo]
             )
         info.chunks[cid] = m.n_chunks
     return docs
-
-
-def open_store(settings: Settings, dimension: int | None = None) -> Store:
-    """Open (or create) the configured collection, checking it matches the settings.
-
-    ``dimension`` defaults to the embedder's, which loads the embedder; pass it when known.
-    """
-    if dimension is None:
-        from qa_bot.embeddings import get_embedder
-
-        dimension = get_embedder(settings.embedding).dimension
-    return Store(settings, make_client(settings), collection_signature(settings, dimension))

@@ -2,8 +2,8 @@
 
 Usage::
 
-    from qa_bot.sources import FetchLog, FetchRecord
-    log = FetchLog(client, "news")
+    from ingest.fetchlog import FetchLog, FetchRecord
+    log = FetchLog(archive.records(FETCHED))
     log.get(["https://example.com/feed.xml"])      # {url: FetchRecord}
     log.put([FetchRecord(url=..., kind="source", etag='"abc"')])
     log.sources()                                  # every source argument, for stats and the UI
@@ -13,7 +13,8 @@ URL, a folder). A record keeps the validators of the last good fetch (``ETag``,
 ``Last-Modified``, a hash of the body) so the next fetch can be conditional, the articles it
 gave, and how the source fared: last success, last error, failures in a row and, after
 failures, when ``watch`` tries it again. Records are read by id (about 1 ms at any size) and
-live beside the collection, so ``--reindex`` drops them with it and every page is read anew.
+live beside the collection (the archive keeps them: ``qa_bot.archive.records``), so
+``--reindex`` drops them with it and every page is read anew.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
-FETCHED = "fetched"
+from qa_bot.archive import FETCHED, Archive, Records, fetch_id
+
 # watch's back-off after a source fails: 1, 2, 4 … minutes, at most 6 hours.
 BACKOFF_FIRST = 60.0
 BACKOFF_MAX = 6 * 3600.0
@@ -82,45 +84,30 @@ class FetchRecord:
 
 
 class FetchLog:
-    """The ``<collection>-fetched`` records of one collection."""
+    """The ``<collection>-fetched`` records of one collection, as :class:`FetchRecord` objects."""
 
-    def __init__(self, client: Any, collection: str) -> None:
-        self.client = client
-        self.name = f"{collection}-{FETCHED}"
-        self._collection: Any | None = None
-
-    @property
-    def collection(self) -> Any:
-        if self._collection is None:
-            self._collection = self.client.get_or_create_collection(self.name, embedding_function=None)
-        return self._collection
+    def __init__(self, records: Records) -> None:
+        self.records = records
 
     def get(self, urls: list[str], kind: Kind = "page") -> dict[str, FetchRecord]:
-        if not urls:
-            return {}
-        got = self.collection.get(ids=[_id(kind, u) for u in dict.fromkeys(urls)], include=["metadatas"])
-        records = [FetchRecord.from_metadata(m) for m in got["metadatas"] or []]
-        return {r.url: r for r in records}
+        got = self.records.get([fetch_id(kind, u) for u in dict.fromkeys(urls)])
+        return {r.url: r for r in (FetchRecord.from_metadata(m) for m in got.values())}
 
     def put(self, records: list[FetchRecord]) -> None:
-        records = list({(r.kind, r.url): r for r in records}.values())  # the last word on each
-        for start in range(0, len(records), 1000):
-            page = records[start : start + 1000]
-            self.collection.upsert(
-                ids=[_id(r.kind, r.url) for r in page],
-                embeddings=[[0.0]] * len(page),
-                metadatas=[r.to_metadata() for r in page],
-            )
+        last = {(r.kind, r.url): r for r in records}.values()  # the last word on each
+        self.records.put({fetch_id(r.kind, r.url): r.to_metadata() for r in last})
 
     def sources(self) -> list[FetchRecord]:
         """Every source argument's record (a few per deployment: feeds, folders), by URL."""
-        got = self.collection.get(where={"kind": "source"}, include=["metadatas"])
-        return sorted((FetchRecord.from_metadata(m) for m in got["metadatas"] or []), key=lambda r: r.url)
+        got = self.records.where("kind", ["source"]).values()
+        return sorted((FetchRecord.from_metadata(m) for m in got), key=lambda r: r.url)
 
 
-def _id(kind: Kind, url: str) -> str:
-    # A source argument and a page may share a URL (an article URL given on the command line).
-    return f"{kind}:{url}"
+def source_states(archive: Archive) -> list[dict[str, str]]:
+    """Each source ingested or watched: its state, last success and last error (``describe_source``)."""
+    if not archive.has(FETCHED):
+        return []
+    return [describe_source(r) for r in FetchLog(archive.records(FETCHED)).sources()]
 
 
 def describe_source(record: FetchRecord, at: float | None = None) -> dict[str, str]:

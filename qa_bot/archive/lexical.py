@@ -38,7 +38,6 @@ How it stays consistent with Chroma, which remains the only record of what was i
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
@@ -50,14 +49,15 @@ import uuid
 import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from qa_bot.archive.locks import file_lock
+from qa_bot.archive.store import Store, now_ms
 from qa_bot.results import Filters
-from qa_bot.schema import ChunkMeta
+from qa_bot.schema import ChunkMeta, day_ts
 from qa_bot.settings import RetrievalSettings, Settings
-from qa_bot.store import Store, now_ms
 
 log = logging.getLogger(__name__)
 
@@ -80,10 +80,6 @@ Row = tuple[str, str, dict[str, Any]]
 
 class LexicalBusyError(RuntimeError):
     """Another process holds the index's writer for longer than we may wait."""
-
-
-def day_ts(day: date) -> int:
-    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
 
 
 _local = threading.local()
@@ -448,14 +444,8 @@ class LexicalSync:
         tmp.write_text(json.dumps(state.__dict__))
         os.replace(tmp, self.folder / "state.json")
 
-    @contextlib.contextmanager
-    def _file_lock(self, name: str) -> Iterator[None]:
-        with open(self.folder / name, "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+    def _file_lock(self, name: str) -> contextlib.AbstractContextManager[None]:
+        return file_lock(self.folder / name)
 
     # ------------------------------------------------------------ in the background
 

@@ -1,0 +1,312 @@
+"""The document formats ingest reads, in one registry: a file's suffix, or a fetched URL's content
+type, picks the format whose parser turns the bytes into articles.
+
+Usage::
+
+    from ingest.formats import SUPPORTED, parse_bytes, REGISTRY
+    SUPPORTED                                   # ['.htm', '.html', '.json', ...]: every file suffix read
+    for item in parse_bytes(data, ".md", "notes/a.md", default_id="a.md", base={"origin": ...}):
+        ...                                     # an Article, or a Failure naming where and why
+    REGISTRY.suffix_for("/report.pdf", "application/octet-stream")  # '.pdf'; None: no format claims it
+
+A new format: add one :class:`Format` to ``FORMATS`` (below). ``SUPPORTED``, the suffix lookup of
+``parse_bytes`` and the content types a fetched body is known by all come from that tuple.
+
+Extraction is left to libraries that do it well: trafilatura (the main text and metadata of an
+HTML page), pypdf (PDF text), PyYAML (Markdown front matter).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ingest.articles import Article, Failure, canonical_url, title_from_text
+from ingest.items import is_url
+
+Parsed = Article | Failure
+# (data, suffix, where, default_id, base): the bytes of one document, the suffix it is read as, where it
+# came from (for messages), the id an article gets when its record names none, and the fields every
+# article of the document starts from (origin, source_path, source, url).
+Parser = Callable[[bytes, str, str, str, dict[str, str]], Iterator[Parsed]]
+
+
+@dataclass(frozen=True)
+class Format:
+    """One document format: the file suffixes it is read from and the parser that reads it."""
+
+    name: str
+    suffixes: tuple[str, ...]  # lower case, with the dot; a fetched body's default is the first
+    parse: Parser
+    # A fetched body is this format when its Content-Type contains one of these ...
+    content_types: tuple[str, ...] = ()
+    # ... or its URL's path ends with one of these, whatever the server says it is.
+    url_suffixes: tuple[str, ...] = ()
+
+
+class Registry:
+    """Formats by file suffix and by content type, derived from one ordered tuple of formats."""
+
+    def __init__(self, formats: Iterable[Format], fallback: str) -> None:
+        self.formats = tuple(formats)
+        self.by_suffix: dict[str, Format] = {}
+        for fmt in self.formats:
+            for suffix in fmt.suffixes:
+                if suffix in self.by_suffix:
+                    raise ValueError(f"{suffix} is both {self.by_suffix[suffix].name} and {fmt.name}")
+                self.by_suffix[suffix] = fmt
+        self.supported = sorted(self.by_suffix)
+        # The suffix a fetched body is read as when no format claims it (a web page, most often).
+        self.fallback = fallback
+
+    def with_format(self, fmt: Format) -> Registry:
+        """This registry and one more format (claiming content types after those already here)."""
+        return Registry((*self.formats, fmt), self.fallback)
+
+    def suffix_for(self, path: str, content_type: str) -> str | None:
+        """The suffix a fetched body is read as, by its content type or its URL's path (lower case);
+        None when no format claims it. The first format that claims it wins, in registry order."""
+        for fmt in self.formats:
+            if any(t in content_type for t in fmt.content_types) or path.endswith(fmt.url_suffixes):
+                # the path's own suffix when it is one of the format's: .jsonl and .json read differently
+                return next((s for s in fmt.suffixes if path.endswith(s)), fmt.suffixes[0])
+        return None
+
+    def unsupported(self, name: str) -> str:
+        """Why a file of this suffix (or name, when it has none) is not read."""
+        return f"unsupported file type '{name}'; supported: {', '.join(self.supported)}"
+
+    def parse(self, data: bytes, suffix: str, where: str, default_id: str, base: dict[str, str]) -> Iterator[Parsed]:
+        """Parse one document's bytes by their suffix; shared by files and fetched URLs."""
+        if not data.strip():
+            yield Failure(where, "empty file" if not is_url(where) else "empty response")
+            return
+        fmt = self.by_suffix.get(suffix)
+        if fmt is None:
+            yield Failure(where, self.unsupported(suffix))
+            return
+        yield from fmt.parse(data, suffix, where, default_id, base)
+
+
+# ---------------------------------------------------------------- parsers
+
+
+def _decoded(parse: Callable[[str, str, str, str, dict[str, str]], Iterator[Parsed]]) -> Parser:
+    """A parser of text made a parser of bytes: UTF-8 (with or without a BOM), else a Failure."""
+
+    def parse_data(data: bytes, suffix: str, where: str, default_id: str, base: dict[str, str]) -> Iterator[Parsed]:
+        text = _decode(data, where)
+        if isinstance(text, Failure):
+            yield text
+        else:
+            yield from parse(text, suffix, where, default_id, base)
+
+    return parse_data
+
+
+def _decode(data: bytes, where: str) -> str | Failure:
+    if b"\x00" in data[:8192]:
+        return Failure(where, "binary file, not text (it contains NUL bytes)")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        bad = data[exc.start : exc.start + 1].hex()
+        return Failure(where, f"not valid UTF-8 text: byte 0x{bad} at offset {exc.start} cannot be decoded")
+
+
+@_decoded
+def _parse_text(text: str, suffix: str, where: str, default_id: str, base: dict[str, str]) -> Iterator[Parsed]:
+    meta, body = _front_matter(text)
+    if not body.strip():
+        yield Failure(where, "empty file" if not meta else "no text after the front matter")
+        return
+    record = {**base, **{k: v for k, v in meta.items() if v not in (None, "")}}
+    record.setdefault("title", title_from_text(body))
+    yield _article(record, body, default_id, where)
+
+
+def _front_matter(text: str) -> tuple[dict[str, Any], str]:
+    """Optional YAML front matter (``---`` ... ``---``) with title, source, url, published, author."""
+    if not text.startswith("---\n"):
+        return {}, text
+    end = text.find("\n---", 4)
+    if end < 0:
+        return {}, text
+    try:
+        meta = yaml.safe_load(text[4:end])
+    except yaml.YAMLError:
+        return {}, text
+    if not isinstance(meta, dict):
+        return {}, text
+    return {str(k): v for k, v in meta.items()}, text[end + 4 :].lstrip("-\n")
+
+
+_HOSTNAME = re.compile(r"[\w-]+(\.[\w-]+)+")
+
+
+@_decoded
+def _parse_html(html: str, suffix: str, where: str, default_id: str, base: dict[str, str]) -> Iterator[Parsed]:
+    import trafilatura
+
+    # trafilatura logs its own ERROR lines without saying which input they are about; the
+    # Failure below names the input, so its log stays quiet.
+    logging.getLogger("trafilatura").setLevel(logging.CRITICAL)
+
+    try:
+        extracted = trafilatura.extract(html, output_format="json", with_metadata=True, favor_precision=True)
+    except Exception as exc:  # noqa: BLE001 - trafilatura raises assorted parser errors on broken markup
+        yield Failure(where, f"cannot parse HTML: {exc}")
+        return
+    found = json.loads(extracted) if extracted else {}
+    text = found.get("text") or ""
+    if not text.strip():
+        yield Failure(where, "no article text found in the HTML page")
+        return
+    record = {**base, **_page_metadata(found, where)}
+    title = str(record.get("title", ""))
+    if title and text.startswith(title + "\n"):
+        text = text[len(title) + 1 :]  # the headline is the title, not the first sentence
+    record.setdefault("title", title_from_text(text))
+    doc_id = canonical_url(record["url"]) if record.get("url") else default_id
+    yield _article(record, text, doc_id, where)
+
+
+def _page_metadata(found: dict[str, Any], where: str) -> dict[str, str]:
+    """The fields trafilatura found on a page, under the names an article's record uses."""
+    # trafilatura's JSON names the canonical URL "source" and the site "source-hostname".
+    url = found.get("source") or found.get("url") or (where if is_url(where) else "")
+    # The page's own name for its outlet (og:site_name, or the title's "… | Daily Planet"): trafilatura
+    # reports it as "source-hostname", or there the host of the canonical URL when it found no name.
+    named = found.get("sitename") or found.get("source-hostname")
+    declared = named if named and not _HOSTNAME.fullmatch(named) else None
+    site = named or found.get("hostname")
+    fields = {
+        "title": found.get("title"),
+        "author": found.get("author"),
+        "published": found.get("date"),
+        "url": url,
+        "source": site,
+        "site_name": declared,
+    }
+    return {key: value for key, value in fields.items() if value}
+
+
+def _parse_pdf(data: bytes, suffix: str, where: str, default_id: str, base: dict[str, str]) -> Iterator[Parsed]:
+    import io
+
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        text = "\n\n".join(page.extract_text() or "" for page in reader.pages)
+        info: Any = reader.metadata or {}
+    except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
+        yield Failure(where, f"not a readable PDF: {exc}")
+        return
+    if not text.strip():
+        yield Failure(where, "the PDF has no extractable text (a scan without a text layer?)")
+        return
+    record = dict(base)
+    record["title"] = str(info.get("/Title") or "") or title_from_text(text)
+    if info.get("/Author"):
+        record["author"] = str(info["/Author"])
+    yield _article(record, text, default_id, where)
+
+
+@_decoded
+def _parse_dump(text: str, suffix: str, where: str, default_id: str, base: dict[str, str]) -> Iterator[Parsed]:
+    """Article dumps: JSON Lines, or a JSON list (or ``{"articles": [...]}``) of records."""
+    if suffix == ".jsonl":
+        yield from _parse_lines(text, where, base)
+        return
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        yield Failure(where, f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+        return
+    records = data.get("articles", [data]) if isinstance(data, dict) else data
+    if not isinstance(records, list):
+        yield Failure(where, "expected an article object or a list of article objects")
+        return
+    for number, record in enumerate(records, start=1):
+        yield _record(record, f"{where} item {number}", f"{Path(where).name}#{number}", base, where)
+
+
+def _parse_lines(text: str, where: str, base: dict[str, str]) -> Iterator[Parsed]:
+    """JSON Lines: one record a line, each line on its own (a malformed one fails alone)."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield Failure(f"{where} line {number}", f"malformed JSON: {exc.msg} at column {exc.colno}", where)
+            continue
+        yield _record(record, f"{where} line {number}", f"{Path(where).name}#{number}", base, where)
+
+
+def _record(record: Any, where: str, fallback_id: str, base: dict[str, str], path: str) -> Parsed:
+    if not isinstance(record, dict):
+        return Failure(where, f"expected a JSON object, got {type(record).__name__}", path)
+    text = record.get("text")
+    if not isinstance(text, str) or not text.strip():
+        return Failure(where, "the record has no 'text'", path)
+    given = record.get("doc_id") or record.get("id")
+    url = record.get("url") or ""
+    doc_id = str(given) if given not in (None, "") else (canonical_url(url) if url else fallback_id)
+    merged = dict(base)
+    for key in ("title", "source", "url", "published", "author"):
+        if record.get(key) not in (None, ""):
+            merged[key] = str(record[key])
+    return _article(merged, text, doc_id, where)
+
+
+def _article(record: dict[str, Any], text: str, doc_id: str, where: str) -> Parsed:
+    try:
+        return Article(
+            doc_id=str(record.get("doc_id") or doc_id),
+            text=text,
+            title=str(record.get("title") or ""),
+            source=str(record.get("source") or ""),
+            url=str(record.get("url") or ""),
+            published=str(record.get("published") or ""),
+            author=str(record.get("author") or ""),
+            origin=record.get("origin", ""),
+            source_path=record.get("source_path", ""),
+            extra={"site_name": str(record["site_name"])} if record.get("site_name") else {},
+        )
+    except ValueError as exc:
+        return Failure(where, f"invalid article: {exc}")
+
+
+# ---------------------------------------------------------------- the registry
+
+# A new format: add one Format here. The order matters only to a fetched body, which is read as the
+# first format that claims its content type or URL path (a PDF served as text/plain is still a PDF).
+FORMATS: tuple[Format, ...] = (
+    Format("pdf", (".pdf",), _parse_pdf, content_types=("pdf",), url_suffixes=(".pdf",)),
+    # JSON is claimed by its content type alone (as before the registry); the path then tells .jsonl from .json.
+    Format("dump", (".json", ".jsonl"), _parse_dump, content_types=("json",)),
+    Format(
+        "text", (".txt", ".md", ".markdown"), _parse_text, content_types=("text/plain",), url_suffixes=(".txt", ".md")
+    ),
+    # HTML claims no content type: it is the fallback, read only after ingest.feeds has looked for
+    # an XML feed in a body no format claims (a feed served as text/html is still a feed).
+    Format("html", (".html", ".htm"), _parse_html),
+)
+
+REGISTRY = Registry(FORMATS, fallback=".html")
+SUPPORTED = REGISTRY.supported
+
+
+def parse_bytes(data: bytes, suffix: str, where: str, default_id: str, base: dict[str, str]) -> Iterator[Parsed]:
+    """Parse one document's bytes by type; shared by files and fetched URLs."""
+    return REGISTRY.parse(data, suffix, where, default_id, base)
