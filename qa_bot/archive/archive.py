@@ -42,6 +42,7 @@ from qa_bot.archive.store import (
     signature_differences,
 )
 from qa_bot.archive.stories import STORIES, Copy, StoryRecords
+from qa_bot.embeddings import vector_kind
 from qa_bot.schema import ChunkMeta
 from qa_bot.settings import Settings
 
@@ -67,7 +68,8 @@ class Archive:
     """The chunks, their journals and catalogue, the BM25 index, the stories and the fetch log of
     the configured collection. Parts open when first used: reading the fetch log or the stats
     loads neither the embedder nor the vectors. ``dimension``: the embedder's (or a function that
-    gives it, called when the chunks are first opened); by default the configured embedder is asked."""
+    gives it, called when the chunks are first opened); by default the collection's record of it
+    when it was built by the configured model, else the configured embedder is asked."""
 
     def __init__(self, settings: Settings, dimension: int | Callable[[], int] | None = None) -> None:
         self.settings = settings
@@ -98,6 +100,8 @@ class Archive:
         with self._open_lock:
             if self._store is None:
                 dimension = self._dimension() if callable(self._dimension) else self._dimension
+                if dimension is None:
+                    dimension = self.recorded_dimension()
                 if dimension is None:
                     from qa_bot.embeddings import get_embedder
 
@@ -160,6 +164,17 @@ class Archive:
             if not self._stories_seen:
                 return {}
         return self.stories.copies_of(doc_ids)
+
+    def recorded_dimension(self) -> int | None:
+        """The vector size the collection records, when it records the configured embedding model
+        and precision (the model fixes its size): opening the archive then loads no model."""
+        if not self.has():
+            return None
+        found = self.client.get_collection(self.name, embedding_function=None).metadata or {}
+        e = self.settings.embedding
+        if found.get("embedding_model") != e.model or found.get("embedding_vectors") != vector_kind(e.backend):
+            return None
+        return int(found["embedding_dim"]) if found.get("embedding_dim") else None
 
     def recorded_origins(self) -> list[str]:
         """The sources the chunks were ingested through, read without checking the settings."""
