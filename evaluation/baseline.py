@@ -18,6 +18,7 @@ from qa_bot import QABot
 from qa_bot.citations import CITATION, looks_like_refusal, verify_citations
 from qa_bot.embeddings import resolve_model_path
 from qa_bot.results import Passage
+from qa_bot.schema import ArticleMeta
 
 PROMPT = (
     "Use the following pieces of context to answer the question. Cite the context you used by its number, "
@@ -73,11 +74,7 @@ class LangChainBaseline:
             passages = [
                 Passage(
                     chunk_id=str(i),
-                    doc_id=d.metadata["doc_id"],
-                    title=d.metadata.get("title", ""),
-                    source="",
-                    url="",
-                    published="",
+                    article=ArticleMeta(doc_id=d.metadata["doc_id"], title=d.metadata.get("title", "")),
                     text=d.page_content,
                     start=0,
                     end=len(d.page_content),

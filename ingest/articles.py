@@ -7,10 +7,12 @@ import json
 import re
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from qa_bot.schema import ArticleMeta, published_ts
 
 
 @dataclass
@@ -71,11 +73,13 @@ class Article:
         return replace(self, extra=dict(self.extra), **changes)
 
     @property
+    def meta(self) -> ArticleMeta:
+        """Its metadata as the archive records it (everything but the text and ``extra``)."""
+        return ArticleMeta(**{f.name: getattr(self, f.name) for f in fields(ArticleMeta)})
+
+    @property
     def published_ts(self) -> int | None:
-        if not self.published:
-            return None
-        day = date.fromisoformat(self.published)
-        return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
+        return published_ts(self.published)
 
 
 _SPACES = re.compile(r"[ \t\f\v\u00a0\u2000-\u200b\u3000]+")

@@ -40,6 +40,9 @@ from qa_bot.settings import Settings, load_settings
 
 # Chunks gathered before one embed + write; large enough to keep the encoder busy.
 FLUSH_CHUNKS = 256
+# Articles looked up in the archive together: one catalogue get and one chunk get for the lot, where
+# two gets an article were 65-75 % of an unchanged re-ingest (docs/experiments/2026-12-06-reingest-profile.md).
+LOOKUP_ARTICLES = 256
 
 
 @dataclass
@@ -141,11 +144,9 @@ def ingest(
                 writer.report.failed.append((item.source_path, reason))
                 continue
             seen.add(item.doc_id)
-            refused = writer.add(item)
-            if refused is not None:
-                writer.report.failed.append((refused.source, refused.reason))
-                failed_paths.add(refused.path or refused.source)
+            writer.add(item)
         writer.flush()
+        failed_paths |= writer.failed_paths
         writer.close()  # every write done before prune reads the store
         archive.stories.add_copies(writer.copies)
         # Only now that what they describe is written: a run killed earlier reads it all again.
@@ -195,7 +196,9 @@ class _Writer:
         self._embedder = embedder  # loaded on first use (get_embedder keeps one per process)
         self.progress = progress
         self.report = IngestReport()
-        self.pending: list[_Pending] = []
+        self.incoming: list[Article] = []  # not yet looked up in the archive
+        self.pending: list[_Pending] = []  # new or changed, chunked, waiting to be embedded
+        self.failed_paths: set[str] = set()  # the files of articles refused here (kept by prune)
         self.articles_done = 0
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qa-bot-write")
         self._in_flight: Future[None] | None = None
@@ -205,14 +208,32 @@ class _Writer:
     def embedder(self) -> Embedder:
         return self._embedder()
 
-    def add(self, article: Article) -> Failure | None:
-        """Queue the article's chunks for embedding; a Failure if it is too big to take."""
-        # The article's chunks, found by id through the store's catalogue: about 1 ms at any size.
-        previous = self.archive.articles(doc_ids=[article.doc_id]).get(article.doc_id)
-        if previous is not None and previous.is_current(article.content_hash):
-            self.report.unchanged.append(article.doc_id)
-            self.tick()
-            return None
+    def add(self, article: Article) -> None:
+        """Take one loaded article; it is looked up, with the others of its batch, at the next
+        :meth:`flush` or once ``LOOKUP_ARTICLES`` have gathered."""
+        self.incoming.append(article)
+        if len(self.incoming) >= LOOKUP_ARTICLES:
+            self._sort_incoming()
+
+    def _sort_incoming(self) -> None:
+        """Count the gathered articles the archive holds as they are; chunk and queue the others."""
+        batch, self.incoming = self.incoming, []
+        if not batch:
+            return
+        stored = self.archive.articles(doc_ids=[a.doc_id for a in batch])
+        for article in batch:
+            previous = stored.get(article.doc_id)
+            if previous is not None and previous.is_current(article.content_hash):
+                self.report.unchanged.append(article.doc_id)
+                self.tick()
+                continue
+            refused = self._queue(article, previous)
+            if refused is not None:
+                self.report.failed.append((refused.source, refused.reason))
+                self.failed_paths.add(refused.path or refused.source)
+
+    def _queue(self, article: Article, previous: DocInfo | None) -> Failure | None:
+        """Queue a new or changed article's chunks for embedding; a Failure if it is too big to take."""
         c, cap = self.settings.chunking, self.settings.ingest.max_chunks_per_article
         # Every word is at least one token, so this many words cannot fit in the cap: refused
         # before the tokenizer spends minutes on a 15 MB one-line file.
@@ -226,7 +247,7 @@ class _Writer:
         signature = self.grouping.signature(article.text) if grouping else None
         self.pending.append(_Pending(article, chunks, previous, signature))
         if sum(len(p.chunks) for p in self.pending) >= FLUSH_CHUNKS:
-            self.flush()
+            self._embed_pending()
         return None
 
     def _ungrouped(self, batch: list[_Pending]) -> list[_Pending]:
@@ -249,7 +270,7 @@ class _Writer:
                 continue
             article = p.article
             recorded = known.copies.get(article.doc_id)
-            if recorded is not None and recorded.content_hash == article.content_hash:
+            if recorded is not None and recorded.article.content_hash == article.content_hash:
                 self.report.unchanged.append(article.doc_id)
                 self.tick()
                 continue
@@ -264,6 +285,11 @@ class _Writer:
         return kept
 
     def flush(self) -> None:
+        """Look up what has gathered and send every queued article to be embedded and written."""
+        self._sort_incoming()
+        self._embed_pending()
+
+    def _embed_pending(self) -> None:
         if not self.pending:
             return
         batch, self.pending = self.pending, []
@@ -330,17 +356,7 @@ _WORDS = re.compile(r"\S+")
 
 
 def _copy(article: Article, story: str, score: float) -> Copy:
-    return Copy(
-        doc_id=article.doc_id,
-        story=story,
-        title=article.title,
-        source=article.source,
-        url=article.url,
-        content_hash=article.content_hash,
-        origin=article.origin,
-        source_path=article.source_path,
-        similarity=round(score, 3),
-    )
+    return Copy(article.meta, story, round(score, 3))
 
 
 def _too_big(article: Article, size: str, cap: int) -> Failure:
@@ -352,22 +368,7 @@ def _too_big(article: Article, size: str, cap: int) -> Failure:
 
 
 def _metadata(article: Article, chunk: Chunk, n_chunks: int) -> dict[str, Any]:
-    return ChunkMeta(
-        doc_id=article.doc_id,
-        content_hash=article.content_hash,
-        n_chunks=n_chunks,
-        chunk_index=chunk.index,
-        start=chunk.start,
-        end=chunk.end,
-        title=article.title,
-        source=article.source,
-        url=article.url,
-        published=article.published,
-        published_ts=article.published_ts,  # a number, so $gte/$lte date ranges work
-        author=article.author,
-        origin=article.origin,
-        source_path=article.source_path,
-    ).to_metadata()
+    return ChunkMeta(article.meta, n_chunks, chunk.index, chunk.start, chunk.end).to_metadata()
 
 
 def _prune(archive: Archive, sources: list[str], seen: set[str], failed_paths: set[str], report: IngestReport) -> None:
@@ -377,16 +378,16 @@ def _prune(archive: Archive, sources: list[str], seen: set[str], failed_paths: s
     """
     origins = sorted({origin_of(s) for s in sources})
     gone = [
-        doc.doc_id
-        for doc in archive.articles(origins=origins).values()
-        if doc.doc_id not in seen
-        and doc.source_path not in failed_paths
-        and not (is_url(doc.origin) and doc.origin in failed_paths)
+        a.doc_id
+        for a in (doc.article for doc in archive.articles(origins=origins).values())
+        if a.doc_id not in seen
+        and a.source_path not in failed_paths
+        and not (is_url(a.origin) and a.origin in failed_paths)
     ]
     copies = [
-        c.doc_id
+        c.article.doc_id
         for c in archive.stories.copies_from(origins)
-        if c.doc_id not in seen and c.source_path not in failed_paths
+        if c.article.doc_id not in seen and c.article.source_path not in failed_paths
     ]
     archive.delete_articles(gone + copies)
     report.removed += gone + copies

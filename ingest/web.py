@@ -248,32 +248,40 @@ def _host_key(url: str) -> str:
 # ---------------------------------------------------------------- the fetcher
 
 
+def _guarded_client(settings: IngestSettings) -> httpx.Client:
+    """An HTTP client whose every connection goes through the address guard."""
+    limits = httpx.Limits(
+        max_connections=settings.fetch_workers * 2, max_keepalive_connections=settings.fetch_workers * 2
+    )
+    transport = httpx.HTTPTransport(limits=limits, retries=0)
+    # httpx takes no network backend of its own; the pool it would build is replaced by the
+    # same httpcore pool with the guarded backend, so no connection can bypass the guard.
+    transport._pool = httpcore.ConnectionPool(
+        ssl_context=ssl.create_default_context(),
+        max_connections=limits.max_connections,
+        max_keepalive_connections=limits.max_keepalive_connections,
+        keepalive_expiry=limits.keepalive_expiry,
+        network_backend=_GuardedBackend(settings),
+    )
+    return httpx.Client(
+        transport=transport,
+        trust_env=False,  # no proxy from the environment: the guard must see the real peer
+        follow_redirects=False,  # followed here, each hop checked
+        timeout=httpx.Timeout(settings.fetch_timeout),
+        headers={"User-Agent": settings.user_agent},
+    )
+
+
 class Fetcher:
     """Concurrent, polite, guarded HTTP GETs; one per ingest run (or per ``watch``, across rounds)."""
 
     def __init__(self, settings: IngestSettings) -> None:
         self.settings = settings
         self.traffic = Traffic()
-        limits = httpx.Limits(
-            max_connections=settings.fetch_workers * 2, max_keepalive_connections=settings.fetch_workers * 2
-        )
-        transport = httpx.HTTPTransport(limits=limits, retries=0)
-        # httpx takes no network backend of its own; the pool it would build is replaced by the
-        # same httpcore pool with the guarded backend, so no connection can bypass the guard.
-        transport._pool = httpcore.ConnectionPool(
-            ssl_context=ssl.create_default_context(),
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=_GuardedBackend(settings),
-        )
-        self.client = httpx.Client(
-            transport=transport,
-            trust_env=False,  # no proxy from the environment: the guard must see the real peer
-            follow_redirects=False,  # followed here, each hop checked
-            timeout=httpx.Timeout(settings.fetch_timeout),
-            headers={"User-Agent": settings.user_agent},
-        )
+        # The client (its SSL context and pool) is built at the first request: 40-55 ms that an
+        # ingest of files alone never needs (docs/experiments/2026-12-06-reingest-profile.md).
+        self._client: httpx.Client | None = None
+        self._client_lock = threading.Lock()
         self._hosts: dict[str, _Host] = {}
         self._hosts_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=settings.fetch_workers, thread_name_prefix="qa-bot-fetch")
@@ -284,9 +292,18 @@ class Fetcher:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def client(self) -> httpx.Client:
+        with self._client_lock:
+            if self._client is None:
+                self._client = _guarded_client(self.settings)
+            return self._client
+
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
-        self.client.close()
+        with self._client_lock:
+            if self._client is not None:
+                self._client.close()
 
     def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
         """Run ``fn(*args)`` in the fetch pool (at most ``ingest.fetch_workers`` at once)."""

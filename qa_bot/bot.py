@@ -135,7 +135,9 @@ class QABot:
         copies = self.archive.also_reported_by([p.doc_id for p in passages])
         for p in passages:
             p.also_reported_by = [
-                FurtherSource(c.source or urlsplit(c.url).hostname or "", c.title, c.url)
+                FurtherSource(
+                    c.article.source or urlsplit(c.article.url).hostname or "", c.article.title, c.article.url
+                )
                 for c in copies.get(p.doc_id, [])
             ]
 

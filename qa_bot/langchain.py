@@ -8,7 +8,6 @@ Usage::
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
@@ -27,6 +26,6 @@ class QABotRetriever(BaseRetriever):
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
         passages = self.bot.retrieve(query, k=self.k, filters=self.filters)
         return [
-            Document(page_content=p.text, id=p.chunk_id, metadata={k: v for k, v in asdict(p).items() if k != "text"})
+            Document(page_content=p.text, id=p.chunk_id, metadata={k: v for k, v in p.to_dict().items() if k != "text"})
             for p in passages
         ]

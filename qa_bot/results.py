@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from datetime import date
 from typing import Any
 
-from qa_bot.schema import ChunkMeta
+from qa_bot.schema import ArticleMeta, ChunkMeta
 from qa_bot.timeframe import long_date, parse_day
 
 
@@ -21,37 +21,67 @@ class FurtherSource:
 
 @dataclass
 class Passage:
-    """One retrieved chunk; ``start``/``end`` are its character offsets in the article text."""
+    """One retrieved chunk of ``article``; ``start``/``end`` are its character offsets in the article text."""
 
     chunk_id: str
-    doc_id: str
-    title: str
-    source: str
-    url: str
-    published: str
+    article: ArticleMeta
     text: str
     start: int
     end: int
     score: float = 0.0
-    author: str = ""
     also_reported_by: list[FurtherSource] = field(default_factory=list)
+
+    # What a reader of a passage names most, read through from its article's record.
+    @property
+    def doc_id(self) -> str:
+        return self.article.doc_id
+
+    @property
+    def title(self) -> str:
+        return self.article.title
+
+    @property
+    def source(self) -> str:
+        return self.article.source
+
+    @property
+    def url(self) -> str:
+        return self.article.url
+
+    @property
+    def published(self) -> str:
+        return self.article.published
+
+    @property
+    def author(self) -> str:
+        return self.article.author
 
     @classmethod
     def from_chunk(cls, chunk_id: str, text: str, meta: dict[str, Any], score: float = 0.0) -> Passage:
         m = ChunkMeta.from_metadata(meta)
-        return cls(
-            chunk_id=chunk_id,
-            doc_id=m.doc_id,
-            title=m.title,
-            source=m.source,
-            url=m.url,
-            published=m.published,
-            text=text,
-            start=m.start,
-            end=m.end if m.end >= 0 else len(text),
-            score=score,
-            author=m.author,
-        )
+        return cls(chunk_id, m.article, text, m.start, m.end if m.end >= 0 else len(text), score)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The passage as the JSON outputs have always shown it: flat, its article's reader-facing fields in it."""
+        a = self.article
+        return {
+            "chunk_id": self.chunk_id, "doc_id": a.doc_id, "title": a.title, "source": a.source, "url": a.url,
+            "published": a.published, "text": self.text, "start": self.start, "end": self.end, "score": self.score,
+            "author": a.author, "also_reported_by": [asdict(o) for o in self.also_reported_by],
+        }  # fmt: skip
+
+
+def plain(value: Any) -> Any:
+    """``dataclasses.asdict`` for the read path's results, each passage flat (:meth:`Passage.to_dict`)."""
+    if isinstance(value, Passage):
+        return value.to_dict()
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    return value
 
 
 @dataclass
@@ -98,7 +128,7 @@ class Answer:
         return f"{said}. {self.note}".strip()
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return plain(self)
 
 
 @dataclass
@@ -116,7 +146,7 @@ class EarlyAnswer:
     seconds: float = 0.0  # from the question
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return plain(self)
 
 
 @dataclass

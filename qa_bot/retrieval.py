@@ -24,7 +24,7 @@ from typing import Any
 from qa_bot.archive import LexicalSync, Store
 from qa_bot.embeddings import Embedder
 from qa_bot.results import Filters, Passage
-from qa_bot.schema import STAMP, ChunkMeta, day_ts
+from qa_bot.schema import STAMP, ChunkMeta, day_ts, stored_day
 from qa_bot.settings import RetrievalSettings
 from qa_bot.timeframe import TimeScope, moment_of, resolve
 
@@ -56,10 +56,10 @@ def _day_end_ms(day: date) -> int:
 def visible(meta: dict[str, Any], moment: date) -> bool:
     """Whether a chunk existed at ``moment``: published on or before its day; an undated article
     counts as published when it was ingested (docs/architecture.md, "Time")."""
-    m = ChunkMeta.from_metadata(meta)
-    if m.published_ts is not None:
-        return m.published_ts <= day_ts(moment)
-    return m.indexed_at < _day_end_ms(moment)
+    day = stored_day(meta)
+    if day is not None:
+        return day <= day_ts(moment)
+    return ChunkMeta.from_metadata(meta).indexed_at < _day_end_ms(moment)
 
 
 # ---------------------------------------------------------------- retriever
@@ -237,7 +237,7 @@ def _within(meta: dict[str, Any], window: Filters) -> bool:
 
 
 def published_day(meta: dict[str, Any]) -> date | None:
-    ts = ChunkMeta.from_metadata(meta).published_ts
+    ts = stored_day(meta)
     return None if ts is None else date.fromordinal(_EPOCH + ts // 86400)
 
 

@@ -8,6 +8,7 @@ import pytest
 from qa_bot.citations import SupportScorer, extractive_answer, looks_like_refusal, verify_citations
 from qa_bot.embeddings import get_embedder
 from qa_bot.results import Passage
+from qa_bot.schema import ArticleMeta
 from qa_bot.settings import EmbeddingSettings
 from qa_bot.text import digit_figures, figures
 
@@ -15,11 +16,7 @@ from qa_bot.text import digit_figures, figures
 def passage(n: int, text: str) -> Passage:
     return Passage(
         chunk_id=f"c{n}",
-        doc_id=f"d{n}",
-        title=f"T{n}",
-        source="s",
-        url="",
-        published="",
+        article=ArticleMeta(doc_id=f"d{n}", title=f"T{n}", source="s"),
         text=text,
         start=0,
         end=len(text),
@@ -162,12 +159,19 @@ def test_support_is_half_cosine_half_recall() -> None:
 
 
 def test_chunk_metadata_round_trips_and_reads_old_chunks() -> None:
-    from qa_bot.schema import STAMP, ChunkMeta
+    from qa_bot.schema import STAMP, ArticleMeta, ChunkMeta
 
-    meta = ChunkMeta(doc_id="a.txt", content_hash="h", n_chunks=2, chunk_index=1, start=5, end=9, published_ts=19000)
+    article = ArticleMeta(doc_id="a.txt", content_hash="h", published="2022-01-08")
+    meta = ChunkMeta(article, n_chunks=2, chunk_index=1, start=5, end=9)
     written = meta.to_metadata()
-    assert STAMP not in written and written["published_ts"] == 19000
-    assert ChunkMeta.from_metadata({**written, STAMP: 7}) == ChunkMeta(**{**meta.__dict__, "indexed_at": 7})
-    assert "published_ts" not in ChunkMeta(doc_id="b").to_metadata()  # undated: no number to filter on
+    assert STAMP not in written and written["published_ts"] == 1641600000  # 2022-01-08, midnight UTC
+    # The store's format is the one chunks have always had: flat, these keys and no others.
+    assert set(written) == {
+        "doc_id", "content_hash", "n_chunks", "chunk_index", "start", "end", "title", "source", "url",
+        "published", "published_ts", "author", "origin", "source_path",
+    }  # fmt: skip
+    assert ChunkMeta.from_metadata({**written, STAMP: 7}) == ChunkMeta(article, 2, 1, 5, 9, indexed_at=7)
+    assert "published_ts" not in ChunkMeta(ArticleMeta(doc_id="b")).to_metadata()  # undated: no number to filter on
     old = ChunkMeta.from_metadata({"doc_id": "c", "title": "T"})  # written before a key existed
-    assert (old.doc_id, old.title, old.end, old.published_ts, old.n_chunks) == ("c", "T", -1, None, 0)
+    a = old.article
+    assert (a.doc_id, a.title, old.end, a.published_ts, old.n_chunks) == ("c", "T", -1, None, 0)

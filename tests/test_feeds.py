@@ -274,7 +274,7 @@ def test_an_aggregators_items_are_named_by_their_own_outlets(site: NewsSite, set
         content_type="application/rss+xml",
     )
     assert len(ingest([site.url("/agg.xml")], settings).added) == 3
-    sources = {d.title: d.source for d in open_store(settings).documents().values()}
+    sources = {d.article.title: d.article.source for d in open_store(settings).documents().values()}
     # the page's own name, then the item's <source>, then the feed's title
     assert sources == {"Named": "Gotham Gazette", "Plain": "Wire Service", "Bare": "Top Stories"}
 
@@ -310,8 +310,12 @@ def test_a_pruned_copy_leaves_its_storys_list(tmp_path: Path, settings: Settings
 
 def test_the_source_card_escapes_further_sources() -> None:
     from qa_bot.results import Answer, Citation, FurtherSource, Passage
+    from qa_bot.schema import ArticleMeta
 
-    p = Passage("c1", "d1", "Title", "Planet", "https://planet.example/a", "2024-11-04", "Text here.", 0, 10)
+    article = ArticleMeta(
+        doc_id="d1", title="Title", source="Planet", url="https://planet.example/a", published="2024-11-04"
+    )
+    p = Passage("c1", article, "Text here.", 0, 10)
     p.also_reported_by = [FurtherSource("<script>alert(1)</script>", "T", "javascript:alert(1)")]
     page = render_sources(Answer(text="Text here. [1]", refused=False, citations=[Citation(1, p, "Text here.")]))
     assert "also reported by &lt;script&gt;" in page and "javascript:" not in page and "<script>" not in page
@@ -367,7 +371,7 @@ def test_a_feed_that_carries_the_full_text_stands_in_for_a_failing_page(site: Ne
     )
     report = ingest([site.url("/full.xml")], settings)
     assert report.added == [site.url("/gone.html")] and report.ok
-    meta = open_store(settings).documents()[site.url("/gone.html")]
+    meta = open_store(settings).documents()[site.url("/gone.html")].article
     assert meta.title == "From the feed" and meta.source == "Full Text Wire"
 
 
@@ -379,7 +383,7 @@ def test_a_changed_item_whose_page_fails_is_asked_for_again(site: NewsSite, sett
     assert "HTTP 503" in dict(ingest([url], settings).failed)[site.url("/story/0.html")]
     report = ingest([url], settings)  # the page is back: the change is read, not taken as seen
     assert len(report.updated) == 1
-    assert open_store(settings).documents()[report.updated[0]].title == "Story 0, corrected"
+    assert open_store(settings).documents()[report.updated[0]].article.title == "Story 0, corrected"
 
 
 def test_a_feed_that_runs_past_its_time_leaves_the_rest_for_next_time(site: NewsSite, settings: Settings) -> None:

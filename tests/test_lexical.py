@@ -146,7 +146,7 @@ def test_killed_ingest_is_repaired(tmp_path: Path, point: str) -> None:
     assert lexical_ids(settings) == final
     docs = open_store(settings).documents(doc_ids=[p.name for p in paths])
     assert sorted(docs) == sorted(p.name for p in paths)
-    assert all(d.is_current(d.content_hash) for d in docs.values())
+    assert all(d.is_current(d.article.content_hash) for d in docs.values())
     assert sum(len(d.chunks) for d in docs.values()) == len(final)
 
 

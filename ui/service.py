@@ -40,6 +40,7 @@ from ingest.fetchlog import source_states
 from ingest.loaders import SUPPORTED
 from qa_bot import Answer, Citation, EarlyAnswer, Passage, QABot
 from qa_bot.archive import StoreError
+from qa_bot.schema import ArticleMeta
 from qa_bot.settings import Settings
 from qa_bot.stats import store_stats
 from qa_bot.timeline import Timeline
@@ -225,14 +226,15 @@ class Service:
         docs = self.bot.archive.articles(doc_ids=doc_ids or None)
         rows = [
             {
-                "id": d.doc_id,
-                "title": d.title,
-                "source": d.source,
-                "published": d.published,
+                "id": a.doc_id,
+                "title": a.title,
+                "source": a.source,
+                "published": a.published,
                 "chunks": len(d.chunks),
-                "origin": d.origin,
+                "origin": a.origin,
             }
             for d in docs.values()
+            if (a := d.article)
         ]
         return sorted(rows, key=lambda a: (a["published"] or "", a["title"] or ""), reverse=True)
 
@@ -315,7 +317,7 @@ class Service:
     def reingest(self, progress: Progress | None = None) -> IngestOutcome | None:
         """Every recorded source again; None when nothing has been ingested from a source yet."""
         self.check_store()
-        origins = sorted({d.origin for d in self.bot.archive.articles().values() if d.origin})
+        origins = sorted({o for d in self.bot.archive.articles().values() if (o := d.article.origin)})
         if not origins:
             return None
         with self._ingest_lock:
@@ -333,7 +335,7 @@ class Service:
         # time) and fetch records: one call.
         self.bot.archive.delete_articles([doc_id])
         self.bot.retriever.refresh()
-        return docs[doc_id].title or doc_id
+        return docs[doc_id].article.title or doc_id
 
     # ------------------------------------------------------------ jobs
 
@@ -447,11 +449,11 @@ def answer_from_json(data: dict[str, Any]) -> Answer:
 
 def _passage_from(c: dict[str, Any]) -> Passage:
     text = c.get("passage", "")
-    return Passage(
-        chunk_id=c.get("chunk_id", ""), doc_id=c.get("doc_id", ""), title=c.get("title", ""),
-        source=c.get("source", ""), url=c.get("url", ""), published=c.get("date", ""), text=text, start=0,
-        end=len(text),
+    article = ArticleMeta(
+        doc_id=c.get("doc_id", ""), title=c.get("title", ""), source=c.get("source", ""), url=c.get("url", ""),
+        published=c.get("date", ""),
     )  # fmt: skip
+    return Passage(chunk_id=c.get("chunk_id", ""), article=article, text=text, start=0, end=len(text))
 
 
 def sources_list(answer: Answer | dict[str, Any]) -> str:

@@ -43,7 +43,7 @@ from qa_bot.archive.store import (
 )
 from qa_bot.archive.stories import STORIES, Copy, StoryRecords
 from qa_bot.embeddings import vector_kind
-from qa_bot.schema import ChunkMeta
+from qa_bot.schema import ArticleMeta
 from qa_bot.settings import Settings
 
 # Keyed records kept beside the chunks (the fetch log's kind is named by the ingest, which owns it).
@@ -182,7 +182,7 @@ class Archive:
             return []
         collection = self.client.get_collection(self.name, embedding_function=None)
         got = collection.get(include=["metadatas"])
-        return sorted({o for m in got["metadatas"] or [] if (o := ChunkMeta.from_metadata(m).origin)})
+        return sorted({o for m in got["metadatas"] or [] if (o := ArticleMeta.from_metadata(m).origin)})
 
     def stats(self) -> dict[str, Any]:
         """Counts and provenance for ``qa-bot stats`` and the page, read without the embedder."""
@@ -199,7 +199,7 @@ class Archive:
                 "embedding model": self.settings.embedding.model,
             }
         collection = self.client.get_collection(self.name, embedding_function=None)
-        metas = [ChunkMeta.from_metadata(m) for m in collection.get(include=["metadatas"])["metadatas"] or []]
+        metas = [ArticleMeta.from_metadata(m) for m in collection.get(include=["metadatas"])["metadatas"] or []]
         dates = [m.published for m in metas if m.published]
         info = collection.metadata or {}
         wanted = collection_signature(self.settings, int(info.get("embedding_dim", 0)))
@@ -242,7 +242,7 @@ class Archive:
         copies = self.stories.copies_present([d for d in doc_ids if d not in indexed])
         self.delete_chunks(sorted(cid for info in indexed.values() for cid in info.chunks))
         self.stories.forget(sorted(doc_ids))
-        pages = {info.source_path for info in indexed.values() if info.source_path.startswith(("http://", "https://"))}
+        pages = {p for info in indexed.values() if (p := info.article.source_path).startswith(("http://", "https://"))}
         if pages and self.has(FETCHED):
             self.records(FETCHED).delete([fetch_id("page", url) for url in pages])
         return sorted(set(indexed) | copies)

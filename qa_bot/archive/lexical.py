@@ -56,7 +56,7 @@ from typing import Any
 from qa_bot.archive.locks import file_lock
 from qa_bot.archive.store import Store, now_ms
 from qa_bot.results import Filters
-from qa_bot.schema import ChunkMeta, day_ts
+from qa_bot.schema import ArticleMeta, ChunkMeta, day_ts, stored_day
 from qa_bot.settings import RetrievalSettings, Settings
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ def analyse(texts: list[str]) -> list[list[str]]:
 
 def index_text(text: str, meta: dict[str, Any]) -> str:
     """What BM25 sees of a chunk: its article's title, then its text."""
-    return f"{ChunkMeta.from_metadata(meta).title}\n{text}"
+    return f"{ArticleMeta.from_metadata(meta).title}\n{text}"
 
 
 # ---------------------------------------------------------------- one index folder
@@ -173,8 +173,8 @@ class LexicalIndex:
         m = ChunkMeta.from_metadata(meta)
         return self._t.Document(
             id=cid,
-            source=m.source,
-            published_ts=-1 if m.published_ts is None else m.published_ts,
+            source=m.article.source,
+            published_ts=-1 if (day := stored_day(meta)) is None else day,
             stamp=m.indexed_at,
             body=" ".join(terms),
         )

@@ -33,7 +33,7 @@ from typing import Any
 from qa_bot.archive.errors import StoreError, StoreMismatchError
 from qa_bot.archive.locks import file_lock
 from qa_bot.embeddings import vector_kind
-from qa_bot.schema import STAMP, ChunkMeta
+from qa_bot.schema import STAMP, ArticleMeta, ChunkMeta
 from qa_bot.settings import Settings
 from qa_bot.text import SPLITTER_VERSION
 
@@ -71,13 +71,7 @@ def now_ms() -> int:
 class DocInfo:
     """What the store knows of one article."""
 
-    doc_id: str
-    content_hash: str
-    origin: str
-    source_path: str
-    title: str = ""
-    source: str = ""
-    published: str = ""
+    article: ArticleMeta  # as its chunks record it (the version stored, which may not be current)
     # chunk id -> the n_chunks recorded with it (its version's chunk count)
     chunks: dict[str, int] = field(default_factory=dict)
 
@@ -87,7 +81,7 @@ class DocInfo:
         An interrupted write leaves a partial set, or old and new chunks side by side;
         both read as not current, so the next run writes the article again.
         """
-        prefix = chunk_prefix(self.doc_id, content_hash)
+        prefix = chunk_prefix(self.article.doc_id, content_hash)
         mine = [n for cid, n in self.chunks.items() if cid.startswith(prefix)]
         return bool(mine) and len(mine) == len(self.chunks) == mine[0]
 
@@ -161,6 +155,9 @@ def make_client(settings: Settings) -> Any:
             ) from exc
         raise StoreError(f"cannot open the {where}: {exc}") from exc
 
+
+# Ids fetched in one get by id.
+_GET_PAGE = 5000
 
 # How far back a check for other processes' writes looks past the previous check (ms).
 _CHECK_LOOKBACK = 10_000
@@ -325,8 +322,12 @@ class Store:
                 return {}
             records = self.catalogue.get(where={"origin": {"$in": list(origins)}}, include=["metadatas"])
         listed = sorted({cid for meta in records["metadatas"] or [] for cid in json.loads(meta["chunks"])})
-        got = self.collection.get(ids=listed, include=["metadatas"]) if listed else {"ids": [], "metadatas": []}
-        return _doc_infos(zip(got["ids"], got["metadatas"] or [], strict=True))
+        rows: list[tuple[str, dict[str, Any]]] = []
+        # In pages: a batch of long articles can list more ids than one SQLite statement may bind.
+        for start in range(0, len(listed), _GET_PAGE):
+            got = self.collection.get(ids=listed[start : start + _GET_PAGE], include=["metadatas"])
+            rows += zip(got["ids"], got["metadatas"] or [], strict=True)
+        return _doc_infos(rows)
 
     def nearest(
         self, vector: list[float], n: int, where: dict[str, Any] | None
@@ -387,7 +388,7 @@ class Store:
                 articles: dict[str, tuple[set[str], str]] = {}
                 for page in self.pages(["metadatas"], _CATALOGUE_PAGE):
                     for cid, meta in page:
-                        m = ChunkMeta.from_metadata(meta)
+                        m = ArticleMeta.from_metadata(meta)
                         articles.setdefault(m.doc_id, (set(), m.origin))[0].add(cid)
                 self._put_records(catalogue, articles)
                 catalogue.modify(metadata={"complete": 1})
@@ -421,9 +422,9 @@ class Store:
     def _list(self, ids: list[str], metadatas: list[dict[str, Any]]) -> None:
         """Add chunks to their articles' records (before the chunks are written: a record may
         name a chunk that is not there yet, never the other way round)."""
-        records = self._records(sorted({ChunkMeta.from_metadata(m).doc_id for m in metadatas}))
+        records = self._records(sorted({ArticleMeta.from_metadata(m).doc_id for m in metadatas}))
         for cid, meta in zip(ids, metadatas, strict=True):
-            m = ChunkMeta.from_metadata(meta)
+            m = ArticleMeta.from_metadata(meta)
             listed, _ = records.get(m.doc_id, (set(), ""))
             records[m.doc_id] = (listed | {cid}, m.origin)
         self._put_records(self.catalogue, records)
@@ -549,16 +550,8 @@ def _doc_infos(rows: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, DocInfo]
     docs: dict[str, DocInfo] = {}
     for cid, meta in rows:
         m = ChunkMeta.from_metadata(meta)
-        info = docs.get(m.doc_id)
+        info = docs.get(m.article.doc_id)
         if info is None:
-            info = docs[m.doc_id] = DocInfo(
-                doc_id=m.doc_id,
-                content_hash=m.content_hash,
-                origin=m.origin,
-                source_path=m.source_path,
-                title=m.title,
-                source=m.source,
-                published=m.published,
-            )
+            info = docs[m.article.doc_id] = DocInfo(m.article)
         info.chunks[cid] = m.n_chunks
     return docs

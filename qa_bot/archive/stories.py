@@ -3,7 +3,7 @@
 Usage::
 
     stories = archive.stories
-    stories.copies_of(["doc-1"])    # {"doc-1": [Copy(source="Daily Planet", url=..., ...)]}
+    stories.copies_of(["doc-1"])    # {"doc-1": [Copy(ArticleMeta(source="Daily Planet", ...), story="doc-1")]}
     stories.forget(["doc-1"])       # the story, its bands and its copies' records go with the article
 
 A wire story (AP, Reuters, AFP) republished by ten outlets is one story: the ingest
@@ -25,12 +25,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from qa_bot.archive.records import Meta, Records
+from qa_bot.schema import ArticleMeta
 
 STORIES = "stories"
 # Locality-sensitive hashing: 32 bands of 4 rows. A pair becomes a candidate when any band is
@@ -40,19 +41,22 @@ STORIES = "stories"
 BANDS, ROWS = 32, 4
 
 
-@dataclass
+@dataclass(frozen=True)
 class Copy:
     """A further source of a story: an article grouped with the one that is indexed."""
 
-    doc_id: str
+    article: ArticleMeta  # the copy's own
     story: str  # the doc_id of the indexed article
-    title: str = ""
-    source: str = ""
-    url: str = ""
-    content_hash: str = ""
-    origin: str = ""
-    source_path: str = ""
     similarity: float = 0.0
+
+    def to_metadata(self) -> Meta:
+        return {**self.article.to_metadata(), "story": self.story, "similarity": self.similarity}
+
+    @classmethod
+    def from_metadata(cls, meta: Meta, story: str = "") -> Copy:
+        return cls(
+            ArticleMeta.from_metadata(meta), story or str(meta.get("story", "")), float(meta.get("similarity", 0.0))
+        )
 
 
 def band_ids(signature: np.ndarray) -> list[str]:
@@ -92,7 +96,10 @@ class StoryRecords:
 
     def copies(self, doc_ids: list[str]) -> dict[str, Copy]:
         """{doc_id: its copy record} of those of ``doc_ids`` recorded as further sources."""
-        return {i.removeprefix("copy:"): Copy(**m) for i, m in self.records.get([f"copy:{d}" for d in doc_ids]).items()}
+        return {
+            i.removeprefix("copy:"): Copy.from_metadata(m)
+            for i, m in self.records.get([f"copy:{d}" for d in doc_ids]).items()
+        }
 
     def copies_present(self, doc_ids: list[str]) -> set[str]:
         """Which of these articles are recorded as further sources of a story."""
@@ -104,12 +111,16 @@ class StoryRecords:
         for doc_id, meta in self.story_meta(list(dict.fromkeys(doc_ids))).items():
             entries = json.loads(meta.get("copies", "[]"))
             if entries:
-                result[doc_id] = [Copy(story=doc_id, **e) for e in entries]
+                result[doc_id] = [Copy.from_metadata(e, story=doc_id) for e in entries]
         return result
 
     def copies_from(self, origins: list[str]) -> list[Copy]:
         """The copies read through these sources (for ``--prune``; not on any question's path)."""
-        return [Copy(**m) for m in self.records.where("origin", origins).values() if "story" in m and "doc_id" in m]
+        return [
+            Copy.from_metadata(m)
+            for m in self.records.where("origin", origins).values()
+            if "story" in m and "doc_id" in m
+        ]
 
     def put_stories(self, signatures: dict[str, np.ndarray], bands: dict[str, str]) -> None:
         """Record stories (a re-indexed story keeps its list of copies) and the bands not owned yet
@@ -131,9 +142,10 @@ class StoryRecords:
         for c in copies:
             if c.story not in stories:
                 continue  # the story went meanwhile; the copy is read again as new next time
-            entries = [e for e in listed[c.story] if e["doc_id"] != c.doc_id]
-            listed[c.story] = [*entries, {"doc_id": c.doc_id, "title": c.title, "source": c.source, "url": c.url}]
-        rows: dict[str, Meta] = {f"copy:{c.doc_id}": asdict(c) for c in copies if c.story in stories}
+            a = c.article
+            entries = [e for e in listed[c.story] if e["doc_id"] != a.doc_id]
+            listed[c.story] = [*entries, {"doc_id": a.doc_id, "title": a.title, "source": a.source, "url": a.url}]
+        rows: dict[str, Meta] = {f"copy:{c.article.doc_id}": c.to_metadata() for c in copies if c.story in stories}
         rows |= {f"story:{d}": {**stories[d], "copies": json.dumps(listed[d], ensure_ascii=False)} for d in listed}
         self.records.put(rows)
 
@@ -151,12 +163,12 @@ class StoryRecords:
         bands = sorted({b for meta in stories.values() for b in band_ids(decode(str(meta["signature"])))})
         gone |= {b for b, story in self.band_owners(bands).items() if story in stories}
         copies = self.copies(doc_ids).values()
-        gone |= {f"copy:{c.doc_id}" for c in copies}
+        gone |= {f"copy:{c.article.doc_id}" for c in copies}
         # The copies' own stories, when they stay, lose those copies from their lists.
         dropped: dict[str, set[str]] = {}
         for c in copies:
             if c.story not in stories:
-                dropped.setdefault(c.story, set()).add(c.doc_id)
+                dropped.setdefault(c.story, set()).add(c.article.doc_id)
         kept = self.story_meta(sorted(dropped))
         self.records.put(
             {
