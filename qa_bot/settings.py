@@ -417,10 +417,23 @@ class AnswerSettings(_Section):
 class UISettings(_Section):
     """The chat UI (`qa-bot serve`)."""
 
-    host: str = Field("127.0.0.1", description="The address to bind; anything but loopback requires a login.")
+    host: str = Field(
+        "127.0.0.1",
+        description=(
+            "The address to bind; one that does not resolve to loopback alone (`127.1` and `localhost` do) "
+            "requires a login."
+        ),
+    )
     port: int = Field(7860, ge=1, le=65535, description="The port to serve on.")
     user_env: str = Field("QA_BOT_USER", description="The environment variable holding the login's user name.")
     password_env: str = Field("QA_BOT_PASSWORD", description="The environment variable holding the login's password.")
+    require_login: bool = Field(
+        False,
+        description=(
+            "Require the page's login (and API keys for the API and MCP) wherever the server is bound, loopback "
+            "included: a shared machine's loopback has many users. Without a login set, `serve` refuses to start."
+        ),
+    )
 
 
 class APISettings(_Section):
@@ -435,7 +448,13 @@ class APISettings(_Section):
         ),
     )
     max_failures: int = Field(
-        5, ge=1, le=1000, description="Wrong keys from one client address in `failure_window` seconds before it waits."
+        5,
+        ge=1,
+        le=1000,
+        description=(
+            "Wrong keys from one client address in `failure_window` seconds before it waits a window; each "
+            "further wrong key doubles the wait, up to 64 windows."
+        ),
     )
     failure_window: float = Field(60.0, gt=0, le=86400, description="The window of `max_failures`, in seconds.")
     mcp_ingest: bool = Field(

@@ -25,6 +25,12 @@ from ui.api import ChatMessage, _conversation
 from ui.conversations import Conversations
 from ui.keys import ApiKeys, Throttle
 
+# SmolLM2's words move with the CPU's float kernels: on one 2-core EPYC it answered "Why did Putin
+# praise Trump?" with an uncited sentence, which the bot rightly refuses. Where its text is
+# unsupported and the evidence is this good (the sample's best sentence scores 0.62), the bot
+# answers from the passages' own sentences instead, so what is tested here (the shapes, the
+# citations, the rules) does not hang on what a 135M model happens to say.
+SHAPES_NOT_WORDS = {"strong_evidence": 0.5}
 ALICE, BOB = "alice-key-0123456789abcdef", "bob-key-0123456789abcdef"
 KEYS = f"alice={ALICE},bob={BOB}"
 LIGHTHOUSE = (
@@ -43,6 +49,7 @@ def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         env={"QA_BOT_API_KEYS": KEYS},
         ingest={"allow_private_addresses": True},
         api={"mcp_ingest": True, "max_failures": 3, "failure_window": 4},
+        answer=SHAPES_NOT_WORDS,
     ) as (url, _):
         yield url
 
@@ -51,7 +58,7 @@ def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def keyless_served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """A server as shipped: loopback, no keys, private addresses refused: (URL, its config file)."""
     folder = tmp_path_factory.mktemp("keyless")
-    with serving(folder) as (url, _):
+    with serving(folder, answer=SHAPES_NOT_WORDS) as (url, _):
         yield url, folder / "config.yaml"
 
 

@@ -26,14 +26,16 @@ Decisions, in the order a client meets them:
 - Unknown request fields are ignored as OpenAI's API does; a malformed request gets an
   OpenAI-style error body (``{"error": {"message", "type", "param", "code"}}``) and status.
 - Keys: with ``api.keys_env`` set, every ``/v1`` and ``/api`` call needs ``Authorization:
-  Bearer KEY``; wrong keys are throttled per client address. Unset, the API is loopback-only
+  Bearer KEY``; wrong keys are throttled per client address, with back-off. Unset, the API is loopback-only
   (``serve`` refuses to serve it elsewhere) and everyone is the user ``local``.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
+import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -48,7 +50,7 @@ from qa_bot import Answer, EarlyAnswer, QuestionError
 from qa_bot.archive import StoreError, describe_failure
 from qa_bot.generation import GenerationError
 from ui.conversations import ConversationError
-from ui.keys import ApiKeys, Throttle
+from ui.keys import ApiKeys, Throttle, client_key
 from ui.service import LOCAL_USER, Service, answer_json, passage_json, sources_list
 
 MODEL = "qa-bot"
@@ -367,15 +369,15 @@ def authenticate(request: Request, keys: ApiKeys | None, throttle: Throttle) -> 
         # Served without keys only on loopback; a page elsewhere that rebinds its own name to
         # 127.0.0.1 still sends that name as Host, and is refused.
         host = (request.url.hostname or "").strip("[]")
-        if host not in LOOPBACK_NAMES:
+        if not names_loopback(host):
             raise ApiError(403, f"Host {host!r} is not this machine's; use 127.0.0.1 or localhost",
                            "permission_error", "wrong_host")  # fmt: skip
         return LOCAL_USER
-    client = request.client.host if request.client else "unknown"
+    client = client_key(request.client.host if request.client else None)
     wait = throttle.wait(client)
     if wait > 0:
         seconds = str(math.ceil(wait))
-        raise ApiError(429, f"too many wrong API keys from {client}; try again in {seconds} s",
+        raise ApiError(429, f"too many wrong API keys from {client or 'this client'}; try again in {seconds} s",
                        "rate_limit_error", "too_many_failures", headers={"Retry-After": seconds})  # fmt: skip
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -387,6 +389,19 @@ def authenticate(request: Request, keys: ApiKeys | None, throttle: Throttle) -> 
         raise ApiError(401, "wrong API key", "authentication_error", "invalid_api_key",
                        headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
     return who
+
+
+def names_loopback(host: str) -> bool:
+    """Whether a request's Host names this machine: a loopback name, or an address written out
+    (in any spelling the OS reads: ``127.1`` too) that is loopback. A name is never looked up:
+    a page's own domain rebound to 127.0.0.1 is exactly what this check refuses."""
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        infos = socket.getaddrinfo(host, None, flags=socket.AI_NUMERICHOST)
+    except (OSError, UnicodeError):  # not an address: a name other than localhost
+        return False
+    return all(ipaddress.ip_address(str(sockaddr[0]).split("%")[0]).is_loopback for *_, sockaddr in infos)
 
 
 # ---------------------------------------------------------------- helpers

@@ -19,7 +19,6 @@ import html
 import logging
 import re
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -37,6 +36,7 @@ from qa_bot.prompts import EMPTY_STORE
 from qa_bot.settings import Settings
 from qa_bot.timeline import Timeline
 from ui.conversations import ConversationError
+from ui.keys import LOGIN_CLIENT, Throttle, client_key
 from ui.service import LOCAL_USER, Service, answer_from_json, answer_json, safe_url
 
 log = logging.getLogger("qa_bot")
@@ -551,13 +551,24 @@ def user_of(request: gr.Request | None) -> str:
     return (request.username if request is not None else None) or LOCAL_USER
 
 
-class LoginThrottle:
-    """Gradio's login check, with at most ``max_failures`` wrong tries a ``window`` of seconds.
+# The account locks after ten times the wrong passwords that lock one address: only a guesser with
+# many addresses reaches it, and one address's guessing never keeps the real user out.
+ACCOUNT_FACTOR = 10
+ACCOUNT = "all addresses together"  # the account's key in its throttle (there is one login)
 
-    Past that, every try (the right password too) is refused until the oldest failure is a
-    window old: guessing then costs a minute per five tries instead of 100 tries in 0.6 s. A
-    guesser can keep the real user out for as long as they keep guessing; on a login shared by
-    a few people that is the lesser harm, and the log says it is happening.
+
+class LoginThrottle:
+    """Gradio's login check, throttled per client address and, far higher, per account.
+
+    A client address gets ``max_failures`` wrong tries a ``window`` of seconds, then waits with
+    back-off (:class:`ui.keys.Throttle`); the account (there is one login) locks only after
+    ``ACCOUNT_FACTOR`` times as many wrong tries from everywhere in a window. So one guesser
+    locks out only their own address and the real user, from another address, gets in at once;
+    only guessing from many addresses at once can lock the account, and the log says so.
+
+    Gradio calls this with the user name and password alone; the client's address comes from
+    :data:`ui.keys.LOGIN_CLIENT`, which ``qa-bot serve`` sets around each request (unset, all
+    tries count as one unknown client's).
     """
 
     def __init__(
@@ -569,24 +580,22 @@ class LoginThrottle:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._user, self._password = user.encode(), password.encode()
-        self.max_failures, self.window, self.clock = max_failures, window, clock
-        self._failures: list[float] = []
-        self._lock = threading.Lock()
+        self.clients = Throttle(max_failures, window, clock, what="wrong passwords")
+        self.account = Throttle(max_failures * ACCOUNT_FACTOR, window, clock, what="wrong passwords")
 
-    def __call__(self, username: str, password: str) -> bool:
-        with self._lock:
-            now = self.clock()
-            self._failures = [t for t in self._failures if now - t < self.window]
-            if len(self._failures) >= self.max_failures:
-                log.warning("login refused: %d wrong passwords in the last %.0f s", len(self._failures), self.window)
-                return False
-            # Compared in constant time, both always, so the time taken tells nothing.
-            right_user = hmac.compare_digest(username.encode(), self._user)
-            right_password = hmac.compare_digest(password.encode(), self._password)
-            if right_user and right_password:
-                return True
-            self._failures.append(now)
-            return False
+    def __call__(self, username: str, password: str, client: str | None = None) -> bool:
+        client = client_key(LOGIN_CLIENT.get() if client is None else client)
+        if self.clients.wait(client) > 0 or self.account.wait(ACCOUNT) > 0:
+            return False  # not logged: each lock is, once, and a guesser's every try would flood the log
+        # Compared in constant time, both always, so the time taken tells nothing.
+        right_user = hmac.compare_digest(username.encode(), self._user)
+        right_password = hmac.compare_digest(password.encode(), self._password)
+        if right_user and right_password:
+            self.clients.forgive(client)  # whoever knows the password is its user: their typos are forgotten
+            return True
+        self.clients.failed(client)
+        self.account.failed(ACCOUNT)  # one login: every wrong try is a guess at it, the user name included
+        return False
 
 
 __all__ = [

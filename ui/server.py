@@ -4,10 +4,14 @@
 Who may reach what:
 
 - On loopback (the default) everything is served, to the machine's own user (``local``);
-  API keys, when set, are required all the same.
-- Anywhere else the page needs a login (``ui.user_env`` / ``ui.password_env``) and the API and
-  MCP need keys (``api.keys_env``). With neither, ``serve`` refuses to start; with a login and
-  no keys, it serves the page alone and says why the API is off.
+  API keys, when set, are required all the same. Loopback is what the host resolves to, every
+  address of it, not how it is spelled (``127.1`` is loopback).
+- Anywhere else, and wherever it is bound with ``ui.require_login: true`` (a shared machine's
+  loopback has many users), the page needs a login (``ui.user_env`` / ``ui.password_env``) and
+  the API and MCP need keys (``api.keys_env``). With neither, ``serve`` refuses to start; with a
+  login and no keys, it serves the page alone and says why the API is off.
+- Wrong passwords and wrong keys are throttled per client address, with back-off; the login's
+  account only at ten times that (:class:`ui.app.LoginThrottle`).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import contextlib
 import ipaddress
 import logging
 import os
+import socket
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -25,11 +30,12 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from starlette.requests import Request
 
+from ingest.web import address_kind
 from qa_bot.settings import Settings
 from qa_bot.tuning import describe
 from ui.api import ApiError, _error_body, authenticate, build_api
 from ui.app import CSS, App, LoginThrottle, build_app
-from ui.keys import ApiKeys, Throttle
+from ui.keys import LOGIN_CLIENT, ApiKeys, Throttle
 from ui.mcp_server import build_mcp
 from ui.service import Service
 
@@ -37,12 +43,43 @@ log = logging.getLogger("qa_bot")
 
 
 def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
+    """Whether binding to ``host`` serves this machine alone: it resolves, and every address it
+    resolves to is loopback (decided as the fetcher decides an address, by
+    :func:`ingest.web.address_kind`). By what the name resolves to, not how it is spelled:
+    ``127.1``, ``::1`` and ``localhost`` are loopback; ``0.0.0.0`` and a name that resolves to
+    any other address too are not."""
     try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
+        infos = socket.getaddrinfo(host.strip().strip("[]") or None, None, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):  # gaierror is an OSError; an over-long label is a UnicodeError
         return False
+    kinds = {address_kind(ipaddress.ip_address(str(sockaddr[0]).split("%")[0])) for *_, sockaddr in infos}
+    return kinds == {"loopback"}
+
+
+class ClientAddress:
+    """Sets :data:`ui.keys.LOGIN_CLIENT` to each request's client address while it is served.
+
+    Gradio calls the page's login check with the user name and password alone (its /login
+    route passes no request), so this is how the check learns who is trying. The address is
+    uvicorn's: the peer's, or X-Forwarded-For's only when the peer is one uvicorn trusts
+    (``$FORWARDED_ALLOW_IPS``, default 127.0.0.1 and ::1: a reverse proxy on this machine). A
+    remote client cannot name itself another; one on this machine can, as it can bind any of
+    127/8, which is why the account has a threshold of its own.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client")
+        token = LOGIN_CLIENT.set(str(client[0]) if client else "")
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            LOGIN_CLIENT.reset(token)
 
 
 class KeyGuard:
@@ -98,6 +135,7 @@ def build_server(settings: Settings, host: str, keys: ApiKeys | None, auth: Any,
     # this, a call naming any file the server can read had it copied into Gradio's upload folder,
     # where Service.is_upload took it (tests/test_security.py caught it).
     demo.has_launched = True
+    root.add_middleware(ClientAddress)
     return root
 
 
@@ -108,16 +146,20 @@ def access(settings: Settings, host: str, env: Mapping[str, str]) -> tuple[ApiKe
         keys = ApiKeys.parse(env[settings.api.keys_env]) if env.get(settings.api.keys_env, "").strip() else None
     except ValueError as exc:
         raise SystemExit(f"qa-bot serve: ${settings.api.keys_env}: {exc}") from exc
-    if is_loopback(host):
+    loopback = is_loopback(host)
+    if loopback and not settings.ui.require_login:
         return keys, None, True
+    # Why a login is needed: the address, or the setting (a shared machine's loopback has many users).
+    why = "ui.require_login: true" if loopback else f"binding to {host}"
     user, password = env.get(settings.ui.user_env), env.get(settings.ui.password_env)
     if not user or not password:
+        unless = "; or set ui.require_login: false" if loopback else ""
         raise SystemExit(
-            f"qa-bot serve: binding to {host} needs a login; set {settings.ui.user_env} and "
-            f"{settings.ui.password_env} (names from ui.user_env / ui.password_env)"
+            f"qa-bot serve: {why} needs a login; set {settings.ui.user_env} and "
+            f"{settings.ui.password_env} (names from ui.user_env / ui.password_env){unless}"
         )
     if keys is None:
-        log.warning("the API and MCP are off: binding to %s needs API keys in $%s", host, settings.api.keys_env)
+        log.warning("the API and MCP are off: %s needs API keys in $%s", why, settings.api.keys_env)
     return keys, LoginThrottle(user, password), keys is not None
 
 
