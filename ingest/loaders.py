@@ -13,6 +13,8 @@ becomes a :class:`Failure` and the rest are still loaded. Files are read by thei
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +25,7 @@ from ingest.fetchlog import FetchRecord
 from ingest.formats import SUPPORTED
 from ingest.items import FetchMemory, Item, Unchanged, is_url
 from ingest.web import Fetcher
-from qa_bot.settings import IngestSettings
+from qa_bot.settings import ChunkingSettings, IngestSettings
 
 # Imported from here by the pipeline, watch and the UI: the way in to loading, whatever module holds each.
 __all__ = [
@@ -34,7 +36,9 @@ __all__ = [
     "is_url",
     "load_file",
     "load_sources",
+    "max_words",
     "origin_of",
+    "walk_folder",
 ]
 
 
@@ -74,14 +78,11 @@ def _load_path(source: str, settings: IngestSettings, memory: FetchMemory) -> It
     record = memory.records([origin], "source").get(origin) or FetchRecord(origin, kind="source")
     path = Path(source).expanduser()
     if path.is_dir():
-        for file in sorted(path.rglob("*")):
-            rel = file.relative_to(path)
-            if any(part.startswith(".") for part in rel.parts):
-                continue  # hidden files and folders (.git, .DS_Store) are not articles
-            if file.is_symlink() and not file.exists():
-                yield Failure(str(file), "a link that leads nowhere (a link loop, or its target is gone)")
-            elif file.is_file():
-                yield from load_file(file, rel.as_posix(), settings, origin)
+        for entry in walk_folder(path, source):
+            if isinstance(entry, Failure):
+                yield entry
+            else:
+                yield from load_file(entry, entry.relative_to(path).as_posix(), settings, origin)
         record.succeeded()
     elif path.is_file():
         items = list(load_file(path, path.name, settings, origin))
@@ -95,6 +96,70 @@ def _load_path(source: str, settings: IngestSettings, memory: FetchMemory) -> It
         record.failed("no such file or folder")
         yield Failure(source, "no such file or folder")
     memory.note(record)
+
+
+# ---------------------------------------------------------------- folders
+
+
+def walk_folder(folder: Path, shown: str) -> Iterator[Path | Failure]:
+    """Every file of a folder to read, in path order, or a Failure naming an entry that may not be read.
+
+    The one place a folder is walked: a source argument and the page's "Re-ingest all sources" (which
+    passes each recorded folder back through :func:`load_sources`) both come here, so every file read
+    from a folder has passed :func:`_refusal`. ``shown`` is the folder as the user named it.
+    """
+    root = folder.resolve()
+    unreadable: list[Failure] = []
+    entries: list[Path] = []
+
+    def note(exc: OSError) -> None:
+        unreadable.append(Failure(str(exc.filename), f"cannot read folder: {exc.strerror or exc}"))
+
+    # Links are not followed, so a linked folder (or a loop of them) is listed once and never entered.
+    for parent, dirs, files in os.walk(folder, onerror=note, followlinks=False):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]  # .git and the like hold no articles
+        entries += (Path(parent) / name for name in (*dirs, *files) if not name.startswith("."))
+    yield from unreadable
+    for entry in sorted(entries):
+        refused = _refusal(entry, root, shown)
+        if refused is not None:
+            yield refused
+        elif entry.is_file():  # a file, or a link to one inside the folder
+            yield entry
+        # else: a folder, walked above; or a link to a folder inside this one, whose files are read there
+
+
+def _refusal(entry: Path, root: Path, shown: str) -> Failure | None:
+    """The path-safety check: an entry of the folder ``root`` whose resolved path lies outside it (a
+    link to /etc/passwd, a linked folder elsewhere), or that leads round a loop or nowhere, is refused
+    by name. None when it may be read."""
+    try:
+        target = entry.resolve(strict=True)
+    except (OSError, RuntimeError) as exc:  # RuntimeError: pathlib's word for a loop (ELOOP) before 3.13
+        return Failure(str(entry), _unresolved(entry, exc))
+    if target.is_relative_to(root):
+        return None
+    kind = "the folder " if target.is_dir() else ""
+    # The Failure belongs to the target, not the link: a refusal is not a broken file whose stored
+    # article --prune must keep, so what was read through this link before the check is dropped.
+    return Failure(
+        str(entry), f"a link to {kind}{target}, outside the folder being ingested {shown}; refused", str(target)
+    )
+
+
+def _unresolved(entry: Path, exc: OSError | RuntimeError) -> str:
+    if isinstance(exc, RuntimeError) or exc.errno == errno.ELOOP:
+        return "a link that leads nowhere (round a loop); refused"
+    if isinstance(exc, FileNotFoundError) and entry.is_symlink():
+        return f"a link that leads nowhere ({_link_text(entry)} does not exist)"
+    return f"cannot read: {exc.strerror or exc}"
+
+
+def _link_text(entry: Path) -> str:
+    try:
+        return os.readlink(entry)
+    except OSError:
+        return "its target"
 
 
 # ---------------------------------------------------------------- files
@@ -118,4 +183,14 @@ def load_file(path: Path, rel: str, settings: IngestSettings, origin: str) -> It
         yield Failure(where, f"cannot read file: {exc.strerror or exc}")
         return
     base = {"origin": origin, "source_path": where, "source": path.parent.name}
-    yield from formats.parse_bytes(data, suffix, where, default_id=rel, base=base)
+    yield from formats.parse_bytes(data, suffix, where, default_id=rel, base=base, max_words=max_words(settings))
+
+
+def max_words(settings: IngestSettings) -> int:
+    """The most words an article can have and still fit in ``ingest.max_chunks_per_article`` chunks,
+    whatever the chunk size: every word is at least one token, and no chunk holds more tokens than the
+    largest ``chunking.max_tokens`` allowed. A file estimated over it is refused before it is parsed
+    (extracting a 20 MB page of text took 33 s and 0.7 GB before the pipeline's exact count refused it)."""
+    field = ChunkingSettings.model_fields["max_tokens"]
+    largest = next((m.le for m in field.metadata if isinstance(getattr(m, "le", None), int)), 512)
+    return settings.max_chunks_per_article * largest

@@ -170,8 +170,9 @@ def test_a_huge_one_line_file_fails_alone_and_fast(tmp_path: Path) -> None:
     seconds = time.monotonic() - began
     assert report.added == [SAMPLE.name]
     [(source, reason)] = report.failed
-    assert source == str(huge) and reason.startswith("too big: 2,730,004 words, over the limit")
-    assert "ingest.max_chunks_per_article = 2,000 chunks" in reason
+    # Refused on an estimate before the text is parsed (issue 33); the pipeline's exact count stays behind it.
+    assert source == str(huge) and reason.startswith("too big: about 2,730,0") and "14.5 MB" in reason
+    assert "over the 1,024,000 words that ingest.max_chunks_per_article chunks can hold" in reason
     assert seconds < 60, seconds  # was hours: a chunking pass of minutes, then a hash per chunk
 
 
