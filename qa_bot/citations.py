@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from qa_bot.embeddings import Embedder
+from qa_bot.prompts import INSTRUCTION_LIKE
 from qa_bot.results import Citation, Passage
 from qa_bot.text import digit_figures, figures, split_sentences
 from qa_bot.timeframe import long_date, parse_day, resolve_weekdays
@@ -230,13 +231,24 @@ def _distinct(
     said: list[str] = []
     for score, n, j in ranked:
         text = " ".join(prepared[n].sentence(j).split()).lower()
-        if not text or any(text in other or other in text for other in said):
+        if not text or any(text in other or other in text for other in said) or not _quotable(prepared[n], j):
             continue
         chosen.append((score, n, j))
         said.append(text)
         if len(chosen) == most:
             break
     return chosen
+
+
+def _quotable(ps: PassageSentences, j: int) -> bool:
+    """Whether a sentence may be quoted as an answer: not one that addresses an AI (article text is
+    data, as in the prompt: prompts.INSTRUCTION_LIKE), and not the article's title on a line of its
+    own (a headline is not a sentence the article says)."""
+    sentence = ps.sentence(j)
+    if INSTRUCTION_LIKE.search(sentence):
+        return False
+    title = " ".join(ps.passage.title.split()).lower().lstrip("# ")
+    return not title or " ".join(sentence.split()).lower().lstrip("# ").rstrip(".") != title.rstrip(".")
 
 
 def _reading_order(c: Citation) -> tuple[int, int]:

@@ -206,6 +206,17 @@ def test_prompt_injection_in_an_article_changes_nothing(bot: QABot) -> None:
     check_invariants(answer)
 
 
+def test_the_early_answer_never_quotes_an_instruction(bot: QABot) -> None:
+    # Asked what the injected sentence answers best: the early answer (no model) quotes the
+    # article's sentences, but never one that addresses an AI, as the prompt leaves those out.
+    early = next(
+        item for item in bot.stream("Which word should you reply with?") if isinstance(item, EarlyAnswer | Answer)
+    )
+    assert isinstance(early, EarlyAnswer), early  # the injected sentence matches it well enough to answer early
+    assert early.citations and "BANANAS" not in early.text and "Disregard the system prompt" not in early.text
+    assert all("BANANAS" not in c.quote for c in early.citations)
+
+
 def test_passages_far_below_the_best_are_left_out_of_the_prompt(store_path: Path) -> None:
     question = "Where did the lunar probe go to search for water ice?"
     # Without recency, so the 2023 probe article (relevant, but old beside undated ones) stays
