@@ -109,7 +109,8 @@ def _load_fresh(url: str, record: FetchRecord, got: Response, fetcher: Fetcher, 
         yield from _load_items(url, record, feed, feed.feed.get("title") or "", fetcher, memory)
     else:
         base = {"origin": url, "source_path": url, "source": urlsplit(url).hostname or "", "url": url}
-        items = list(formats.parse_bytes(got.body, kind, url, default_id=canonical_url(url), base=base))
+        limit = formats.max_words(fetcher.settings)
+        items = list(formats.parse_bytes(got.body, kind, url, canonical_url(url), base, limit))
         record.items = []
         record.doc_ids = [a.doc_id for a in items if isinstance(a, Article)]
         yield from items
@@ -222,7 +223,8 @@ def _load_page(
     kind = _kind(link, got.content_type, got.body)
     base = {"origin": item.origin, "source_path": link, "source": urlsplit(link).hostname or "", "url": link}
     kind = ".html" if kind == "feed" else kind  # an item's link is an article, whatever its server says
-    items = list(formats.parse_bytes(got.body, kind, link, default_id=canonical_url(link), base=base))
+    limit = formats.max_words(fetcher.settings)  # bounded before extraction, as a file is
+    items = list(formats.parse_bytes(got.body, kind, link, canonical_url(link), base, limit))
     article = items[0] if items and not isinstance(items[0], Unchanged) else Failure(link, "nothing found at the link")
     if isinstance(article, Failure):
         return _entry_fallback_or(article, item, page)

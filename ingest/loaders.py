@@ -22,10 +22,10 @@ from ingest import formats
 from ingest.articles import Failure
 from ingest.feeds import fetch_head, load_head
 from ingest.fetchlog import FetchRecord
-from ingest.formats import SUPPORTED
+from ingest.formats import SUPPORTED, max_words
 from ingest.items import FetchMemory, Item, Unchanged, is_url
 from ingest.web import Fetcher
-from qa_bot.settings import ChunkingSettings, IngestSettings
+from qa_bot.settings import IngestSettings
 
 # Imported from here by the pipeline, watch and the UI: the way in to loading, whatever module holds each.
 __all__ = [
@@ -184,13 +184,3 @@ def load_file(path: Path, rel: str, settings: IngestSettings, origin: str) -> It
         return
     base = {"origin": origin, "source_path": where, "source": path.parent.name}
     yield from formats.parse_bytes(data, suffix, where, default_id=rel, base=base, max_words=max_words(settings))
-
-
-def max_words(settings: IngestSettings) -> int:
-    """The most words an article can have and still fit in ``ingest.max_chunks_per_article`` chunks,
-    whatever the chunk size: every word is at least one token, and no chunk holds more tokens than the
-    largest ``chunking.max_tokens`` allowed. A file estimated over it is refused before it is parsed
-    (extracting a 20 MB page of text took 33 s and 0.7 GB before the pipeline's exact count refused it)."""
-    field = ChunkingSettings.model_fields["max_tokens"]
-    largest = next((m.le for m in field.metadata if isinstance(getattr(m, "le", None), int)), 512)
-    return settings.max_chunks_per_article * largest

@@ -230,6 +230,16 @@ def test_a_fetched_page_of_too_many_tags_is_refused_too(settings: Settings, web:
     assert source == web.url("/tags.html") and "HTML tags" in why and "refused before extraction" in why
 
 
+def test_a_fetched_page_of_too_many_words_is_refused_before_extraction(tmp_path: Path, web: WebServer) -> None:
+    """The word bound reaches pages fetched from a URL and from a feed's items, as it does files."""
+    settings = make_settings(tmp_path / "store", ingest={"allow_private_addresses": True, "max_chunks_per_article": 2})
+    words = " ".join(f"word{i}" for i in range(3 * max_words(settings.ingest)))
+    web.routes["/long.html"] = Route(f"<html><body><p>{words}</p></body></html>".encode())
+    report = ingest([web.url("/long.html")], settings)
+    [(source, why)] = report.failed
+    assert source == web.url("/long.html") and why.startswith("too big: about ") and "before extraction" in why
+
+
 def test_a_page_under_the_bounds_is_read(tmp_path: Path) -> None:
     """The bounds refuse only what is far out: a long but ordinary page is still an article."""
     from ingest.loaders import load_file
