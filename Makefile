@@ -44,6 +44,7 @@ test: install
 # make bench: every maintained benchmark, each run as a module (figures: docs/benchmarks.md).
 bench: install
 	$(PY) -m benchmarks.ingest_speed
+	$(PY) -m benchmarks.reingest --keep var/bench/reingest
 	$(PY) -m benchmarks.feed_fetch
 	$(PY) -m benchmarks.retrieval_recall
 	$(PY) -m benchmarks.temporal_retrieval
