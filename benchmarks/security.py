@@ -234,7 +234,8 @@ class Served:
     def peak_mb(self) -> float:
         """The server's peak RSS so far (VmHWM)."""
         status = Path(f"/proc/{self.proc.pid}/status").read_text()
-        return int(re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)[1]) / 1024
+        found = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
+        return int(found[1]) / 1024 if found else float("nan")
 
     def listening(self) -> list[str]:
         """The addresses the server listens on (from /proc/net/tcp and tcp6)."""

@@ -296,6 +296,8 @@ class _Writer:
         batch = self._ungrouped(batch)
         if not batch:
             return
+        # The write checks the disk too; asked here as well so a full disk costs no embedding first.
+        self.archive.ensure_room()
         ids, texts, embed_texts, metas = [], [], [], []
         for p in batch:
             for chunk in p.chunks:

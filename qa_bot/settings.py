@@ -59,6 +59,17 @@ class StoreSettings(_Section):
             "BM25 index catches up; an index that has not caught up for longer is rebuilt from the store."
         ),
     )
+    min_free_mb: int = Field(
+        200,
+        ge=0,
+        description=(
+            "Free megabytes the disks holding `path` and `retrieval.lexical_path` must keep: a write of chunks "
+            "is not started below it, and the ingest stops saying so (what was written before is kept). "
+            "200 is about ten of the largest writes (1,000 chunks take about 19 MB in Chroma) with room for "
+            "SQLite's journal and the BM25 index's merges. `0` turns the check off; embedded mode only "
+            "(a server's disk is the server's)."
+        ),
+    )
 
 
 class EmbeddingSettings(_Section):

@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"qa-bot: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except (StoreError, EmbeddingError, GenerationError) as exc:
-        print(f"qa-bot: {exc}", file=sys.stderr)
+        # A store that cannot even be opened may be on a full disk: the same words as any storage failure.
+        print(f"qa-bot: {describe_failure(exc, settings) if settings is not None else exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("qa-bot: interrupted", file=sys.stderr)

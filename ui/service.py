@@ -39,7 +39,7 @@ from ingest import IngestReport, ingest
 from ingest.fetchlog import source_states
 from ingest.loaders import SUPPORTED
 from qa_bot import Answer, Citation, EarlyAnswer, Passage, QABot
-from qa_bot.archive import StoreError
+from qa_bot.archive import StoreError, describe_failure
 from qa_bot.schema import ArticleMeta
 from qa_bot.settings import Settings
 from qa_bot.stats import store_stats
@@ -369,7 +369,7 @@ class Service:
             job.state = "done"
         except Exception as exc:  # a job's failure is its report; the thread goes on to the next
             log.exception("ingest job %s failed", job.id)
-            job.error, job.state = str(exc) or type(exc).__name__, "failed"
+            job.error, job.state = describe_failure(exc, self.settings), "failed"
         finally:
             job.finished = time.time()
 

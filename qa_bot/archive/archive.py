@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from qa_bot.archive.errors import MB, StoreFullError, disk_full_message, disk_places, free_space, full_disk
 from qa_bot.archive.lexical import LexicalSync, describe_index
 from qa_bot.archive.records import Records, fetch_id
 from qa_bot.archive.store import (
@@ -220,10 +221,40 @@ class Archive:
     def write(
         self, ids: list[str], vectors: list[list[float]], texts: list[str], metas: list[dict[str, Any]]
     ) -> list[dict[str, Any]]:
-        """Write chunks (journal, catalogue, collection) and tell the BM25 index; the metadata as written."""
-        stamped = self.store.upsert(ids, vectors, texts, metas)
-        self.lexical.written(ids, texts, stamped)
+        """Write chunks (journal, catalogue, collection) and tell the BM25 index; the metadata as written.
+
+        Raises :class:`StoreFullError` before writing when a disk it writes to is below
+        ``store.min_free_mb``, and in place of the store's own error when a disk filled during the write.
+        """
+        self.ensure_room()
+        try:
+            stamped = self.store.upsert(ids, vectors, texts, metas)
+            self.lexical.written(ids, texts, stamped)
+        except Exception as exc:
+            # Chroma says "Error in compaction: ..." for a full disk: the words go with the error, so
+            # every caller (the command line, the page's ingest, an API job) shows the same line.
+            said = full_disk(exc, self.settings)
+            if said is None:
+                raise
+            raise StoreFullError(said) from exc
         return stamped
+
+    def ensure_room(self) -> None:
+        """Refuse a write below ``store.min_free_mb`` on the store's or the BM25 index's disk.
+
+        Checked in :meth:`write` rather than only in the ingest, so every writer of chunks is covered
+        (the ingest also asks before it embeds a batch, so a full disk costs no embedding); a write
+        refused whole leaves the store as it was, and a re-run redoes only the articles not finished.
+        One statvfs a disk, microseconds against a write's seconds.
+        Embedded only: a Chroma server's disk is not this machine's to measure.
+        """
+        s = self.settings.store
+        if s.mode != "embedded" or not s.min_free_mb:
+            return
+        for what, path, key in disk_places(self.settings):
+            free, total = free_space(path)
+            if free < s.min_free_mb * MB:
+                raise StoreFullError(disk_full_message(what, path, key, free, total, s.min_free_mb))
 
     def delete_chunks(self, ids: list[str]) -> None:
         """Delete chunks (journalled first, so an interrupted delete is still seen) and tell BM25."""
