@@ -27,7 +27,7 @@ from ingest.fetchlog import FetchLog, now
 from ingest.loaders import origin_of
 from ingest.pipeline import IngestReport, ingest
 from ingest.web import Fetcher
-from qa_bot.archive import FETCHED, Archive
+from qa_bot.archive import FETCHED, Archive, describe_failure
 from qa_bot.settings import Settings
 
 
@@ -100,6 +100,6 @@ class Watcher:
             if result.due:
                 result.report = ingest(result.due, self.settings, prune=self.prune, fetcher=self.fetcher, backoff=True)
         except Exception as exc:  # noqa: BLE001 - one failed round must not end the watch
-            result.error = f"{type(exc).__name__}: {exc}"
+            result.error = describe_failure(exc, self.settings)  # a full disk, a lost server: in words
         result.seconds = time.perf_counter() - began
         return result

@@ -23,10 +23,11 @@ from typing import Any
 import pytest
 import yaml
 
-from qa_bot.archive import Archive, describe_failure
+from qa_bot.archive import Archive, StoreError, describe_failure
 from qa_bot.archive.errors import StoreFullError
 from qa_bot.settings import Settings, SettingsError, settings_from_dict
 from tests.conftest import DATA, FAST_MODEL, ROOT, SAMPLE, make_settings
+from ui.service import Service
 
 MB = 1024 * 1024
 ARTICLES = DATA / "ares-60.jsonl"  # 60 real articles of ../shared/eval/ares-news: 139 chunks, about 3 MB stored
@@ -115,6 +116,14 @@ def test_a_full_disk_is_said_in_words_and_nothing_is_lost(tmp_path: Path, small_
             assert run.stdout.strip(), run.stderr
         else:
             assert f"the disk holding the store at {store} is full" in run.stderr, run.stderr
+
+    # The page and the API read through the service: a search either answers or raises the store's
+    # error in the same words, which every door already shows (never Chroma's InternalError).
+    try:
+        found = Service(settings).search("Who is Anis Amri?")
+        assert isinstance(found, list)
+    except StoreError as exc:
+        assert f"the disk holding the store at {store} is full" in str(exc), exc
 
     # Room made: the re-ingest completes, and the article written before the disk filled is still there.
     (small_disk / "filler-1").unlink()

@@ -19,6 +19,7 @@ jobs, and the conversations kept per user.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import logging
 import os
@@ -39,7 +40,7 @@ from ingest import IngestReport, ingest
 from ingest.fetchlog import source_states
 from ingest.loaders import SUPPORTED
 from qa_bot import Answer, Citation, EarlyAnswer, Passage, QABot
-from qa_bot.archive import StoreError, describe_failure
+from qa_bot.archive import StoreError, StoreFullError, describe_failure, full_disk
 from qa_bot.schema import ArticleMeta
 from qa_bot.settings import Settings
 from qa_bot.stats import store_stats
@@ -196,7 +197,8 @@ class Service:
     ) -> Answer:
         """The checked, cited answer (a refusal is an Answer too)."""
         self.check_store()
-        return self.bot.ask(question, history=list(history), filters=filters, as_of=as_of or None)
+        with self.storage_in_words():
+            return self.bot.ask(question, history=list(history), filters=filters, as_of=as_of or None)
 
     def stream(
         self,
@@ -207,18 +209,39 @@ class Service:
     ) -> Iterator[EarlyAnswer | str | Answer]:
         """As :meth:`QABot.stream`: the early quoted answer, the model's deltas, the checked Answer."""
         self.check_store()
-        return self.bot.stream(question, history=list(history), filters=filters, as_of=as_of or None)
+        return self._worded(self.bot.stream(question, history=list(history), filters=filters, as_of=as_of or None))
 
     def search(self, query: str, k: int | None = None, filters: dict[str, Any] | None = None, as_of: When = None):
         """The passages for a query, best first, as of a moment (nothing published later)."""
         self.check_store()
-        return self.bot.retrieve(query, k=k, filters=filters, as_of=as_of or None)
+        with self.storage_in_words():
+            return self.bot.retrieve(query, k=k, filters=filters, as_of=as_of or None)
 
     def timeline(
         self, topic: str, since: When = None, until: When = None, as_of: When = None, limit: int = 20
     ) -> Timeline:
         self.check_store()
-        return self.bot.timeline(topic, since=since or None, until=until or None, as_of=as_of or None, limit=limit)
+        with self.storage_in_words():
+            return self.bot.timeline(topic, since=since or None, until=until or None, as_of=as_of or None, limit=limit)
+
+    @contextlib.contextmanager
+    def storage_in_words(self) -> Iterator[None]:
+        """A read that fails because the store's disk is full raises :class:`StoreFullError` with the
+        words (Chroma must apply its log before it reads, and says only "Error in compaction"), so
+        every door catches it as the StoreError it already shows; any other failure goes on as it was."""
+        try:
+            yield
+        except StoreError:
+            raise
+        except Exception as exc:
+            said = full_disk(exc, self.settings)
+            if said is None:
+                raise
+            raise StoreFullError(said) from exc
+
+    def _worded(self, items: Iterator[EarlyAnswer | str | Answer]) -> Iterator[EarlyAnswer | str | Answer]:
+        with self.storage_in_words():
+            yield from items
 
     def articles(self, doc_ids: list[str] | None = None) -> list[dict[str, Any]]:
         """The stored articles (title, source, date, chunks, id), newest first."""

@@ -10,7 +10,7 @@ Only this package imports ``chromadb`` and ``tantivy``.
 """
 
 from qa_bot.archive.archive import FETCHED, RECORD_KINDS, Archive, collections_of, open_store
-from qa_bot.archive.errors import StoreError, StoreMismatchError, describe_failure
+from qa_bot.archive.errors import StoreError, StoreFullError, StoreMismatchError, describe_failure, full_disk
 from qa_bot.archive.lexical import LexicalSync
 from qa_bot.archive.records import Records, fetch_id
 from qa_bot.archive.store import STAMP, DocInfo, Store, chunk_id, doc_id_of, now_ms
@@ -27,6 +27,7 @@ __all__ = [
     "Records",
     "Store",
     "StoreError",
+    "StoreFullError",
     "StoreMismatchError",
     "StoryRecords",
     "chunk_id",
@@ -34,6 +35,7 @@ __all__ = [
     "describe_failure",
     "doc_id_of",
     "fetch_id",
+    "full_disk",
     "now_ms",
     "open_store",
 ]
