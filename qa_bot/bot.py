@@ -57,9 +57,18 @@ from qa_bot.citations import (
 )
 from qa_bot.embeddings import Embedder, get_embedder
 from qa_bot.generation import GenerationError, Generator, get_generator, yes_threshold
-from qa_bot.prompts import ANSWERABLE_CHECK, EMPTY_STORE, INSTRUCTION_LIKE, REFUSAL, Message, with_line
+from qa_bot.prompts import (
+    ANSWERABLE_CHECK,
+    EMPTY_STORE,
+    INSTRUCTION_LIKE,
+    NOTHING_BY_THEN,
+    REFUSAL,
+    Message,
+    with_line,
+)
 from qa_bot.results import Answer, Citation, EarlyAnswer, Filters, FurtherSource, Passage
 from qa_bot.retrieval import Retriever
+from qa_bot.schema import day_ts
 from qa_bot.settings import AnswerSettings, Settings, load_settings
 from qa_bot.timeframe import TimeScope, annotate_weekdays, long_date, moment_of, month_year, parse_day, resolve
 from qa_bot.timeline import Timeline, whats_new_request
@@ -187,8 +196,8 @@ class QABot:
         passages = self.retrieve(question, filters=filters, history=history, vector=vector, as_of=as_of)
         timings = {"retrieval": time.perf_counter() - began}
         if not passages:
-            text = EMPTY_STORE if self.store.is_empty() else REFUSAL
-            yield Answer(text=text, refused=True, mode="refused", timings=timings, as_of=moment.isoformat())
+            yield Answer(text=self.nothing_found(moment), refused=True, mode="refused", timings=timings,
+                         as_of=moment.isoformat())  # fmt: skip
             return
         evidence = self.weigh_evidence(question, vector, passages)
         scores = {"evidence": evidence.best}
@@ -316,6 +325,16 @@ class QABot:
     def embed_question(self, question: str) -> np.ndarray:
         """The question's unit vector: made once, used by retrieval, evidence, prompt and quotes."""
         return np.asarray(self.embedder.embed([question]), dtype=np.float32)[0]
+
+    def nothing_found(self, moment: date) -> str:
+        """Why nothing was retrieved, in words: an empty archive, a moment before everything in it
+        (asked "as of 1999" of an archive that starts in 2008), or no passage for the question."""
+        if self.store.is_empty():
+            return EMPTY_STORE
+        day_end = day_ts(moment) + 86400
+        if not self.store.holds_by(day_end, day_end * 1000):
+            return NOTHING_BY_THEN.format(day=long_date(moment))
+        return REFUSAL
 
     def weigh_evidence(self, question: str, vector: np.ndarray, passages: list[Passage]) -> Evidence:
         """Stage 2a: the passages split into sentences, and how well each passage's best sentence

@@ -52,6 +52,8 @@ INSTRUCTION_LIKE = re.compile(
 # What the user is told.
 REFUSAL = "I cannot find the answer to that in the articles."
 EMPTY_STORE = "No articles have been ingested yet. Add some with: qa-bot ingest PATH-OR-URL"
+# Asked as of a moment before anything the archive holds (QABot.stream, when nothing was found).
+NOTHING_BY_THEN = "Nothing in the archive was published on or before {day}: ask as of a later date."
 # An answer's note on the age of its evidence (QABot.date_answer).
 OLD_FOR_PERIOD = "The newest article on this is from {newest}; none covers {phrase}."
 OLD_FOR_NOW = "The newest article on this is from {newest}; it may be out of date."

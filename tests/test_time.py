@@ -162,6 +162,21 @@ def test_latest_and_this_week_get_the_article_of_their_moment(bot: QABot, moment
         assert "bridge-tours" not in {p.doc_id for p in passages}  # undated, ingested today: after the moment
 
 
+def test_asked_as_of_a_moment_before_everything_it_says_so(bot: QABot) -> None:
+    # The archive starts on 2019-05-10 (and its undated article was ingested today).
+    early = bot.ask("What happened to the Harbor Bridge?", as_of="2010-01-01")
+    assert (
+        early.refused
+        and early.text == "Nothing in the archive was published on or before 1 January 2010: ask as of a later date."
+    )
+    assert not early.passages and early.as_of == "2010-01-01"
+    # The day before the first article is still before everything; its own day is not.
+    assert bot.ask("What happened to the Harbor Bridge?", as_of="2019-05-09").text.startswith("Nothing in the archive")
+    assert not bot.ask("Why was the Harbor Bridge closed?", as_of="2019-05-10").text.startswith(
+        "Nothing in the archive"
+    )
+
+
 @pytest.mark.parametrize("moment", MOMENTS)
 def test_nothing_after_the_moment_is_cited_and_the_answer_says_its_moment(bot: QABot, moment: str) -> None:
     answer = bot.ask("What happened to the Harbor Bridge toll?", as_of=moment)

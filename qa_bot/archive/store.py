@@ -262,6 +262,16 @@ class Store:
         """Cheaper than ``count() == 0`` on a big store: it reads one id."""
         return not self.collection.get(limit=1, include=[])["ids"]
 
+    def holds_by(self, day_end_s: int, day_end_ms: int) -> bool:
+        """Whether any chunk may have existed by a moment: one published before ``day_end_s`` (s), or
+        one written before ``day_end_ms`` (ms; an undated article counts as published when it was
+        ingested). Two gets of one id through Chroma's metadata index, whatever the archive's size;
+        a "yes" may be loose (a dated article ingested early), a "no" is sure."""
+        for where in ({"published_ts": {"$lt": day_end_s}}, {STAMP: {"$lt": day_end_ms}}):
+            if self.collection.get(where=where, limit=1, include=[])["ids"]:
+                return True
+        return False
+
     def identity(self) -> str:
         """Where this collection lives and which incarnation it is (a rebuilt one has a new id)."""
         s = self.settings.store
