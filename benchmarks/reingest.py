@@ -4,7 +4,7 @@ ingest, and a one-article ingest as the archive grows.
 Usage::
 
     .venv/bin/python -m benchmarks.reingest [--articles 200] [--sizes 1000 100000] [--profile]
-        [--json var/bench/reingest.json]
+        [--keep var/bench/reingest] [--json var/bench/reingest.json]
 
 Prints, each on a fresh temporary store:
 
@@ -15,7 +15,8 @@ Prints, each on a fresh temporary store:
 * ``scale``: for each size, an archive of that many chunks (real article texts written through
   ``Archive.write`` with random unit vectors: what is measured here is the archive's work, not the
   encoder's), then five one-article ingests of new articles in this process (as ``watch`` and
-  ``serve`` run them) and one ``qa-bot ingest`` of one article from a fresh process: seconds.
+  ``serve`` run them) and one ``qa-bot ingest`` of one article from a fresh process: seconds
+  (with ``--profile``, its cProfile). ``--keep`` builds the archives in a folder and reuses them.
 """
 
 from __future__ import annotations
@@ -121,7 +122,7 @@ def fill(archive: Archive, size: int, texts: list[str], rng: np.random.Generator
         archive.write(ids, vectors, docs, metas)
 
 
-def one_article_cli(settings: Settings, path: Path, folder: Path) -> float:
+def one_article_cli(settings: Settings, path: Path, folder: Path, profile: Path | None = None) -> float:
     config = folder / "config.yaml"
     config.write_text(
         json.dumps(
@@ -132,8 +133,9 @@ def one_article_cli(settings: Settings, path: Path, folder: Path) -> float:
         )
     )
     began = time.perf_counter()
+    prof = ["-m", "cProfile", "-o", str(profile)] if profile else []
     subprocess.run(
-        [sys.executable, "-m", "ui.cli", "ingest", str(path), "--config", str(config)],
+        [sys.executable, *prof, "-m", "ui.cli", "ingest", str(path), "--config", str(config)],
         check=True,
         capture_output=True,
         cwd=ROOT,
@@ -141,19 +143,22 @@ def one_article_cli(settings: Settings, path: Path, folder: Path) -> float:
     return time.perf_counter() - began
 
 
-def scale(sizes: list[int]) -> list[dict[str, Any]]:
+def scale(sizes: list[int], keep: Path | None, profile: bool) -> list[dict[str, Any]]:
     texts = [json.loads(line)["text"][:1200] for line in CORPUS.read_text().splitlines()]
     results = []
     for size in sizes:
-        with tempfile.TemporaryDirectory() as tmp:
-            settings = settings_for(Path(tmp))
+        with tempfile.TemporaryDirectory() as scratch:
+            tmp = Path(scratch) if keep is None else keep / f"archive-{size}"
+            settings = settings_for(tmp)
             archive = Archive(settings)
             began = time.perf_counter()
-            fill(archive, size, texts, np.random.default_rng(0))
+            if archive.store.count() < size:  # a kept archive is filled once
+                fill(archive, size, texts, np.random.default_rng(0))
             archive.lexical.catch_up()
             built = time.perf_counter() - began
             archive.close()
-            new = write_articles(Path(tmp) / "new", 6, f"new{size}")
+            tag = f"{size}-{int(time.time())}"
+            new = write_articles(Path(scratch) / "new", 6, f"new{tag}")
             get_embedder(settings.embedding).embed(["warm up"])
             ingest([str(new[0])], settings)  # this process opens the store and its index once, as watch does
             times = []
@@ -162,7 +167,14 @@ def scale(sizes: list[int]) -> list[dict[str, Any]]:
                 report = ingest([str(path)], settings)
                 times.append(time.perf_counter() - began)
                 assert report.added, report.summary()
-            cli = one_article_cli(settings, write_articles(Path(tmp) / "cli", 1, f"cli{size}")[0], Path(tmp))
+            one = write_articles(Path(scratch) / "cli", 1, f"cli{tag}")[0]
+            prof = Path(scratch) / "cli.prof" if profile else None
+            cli = one_article_cli(settings, one, Path(scratch), prof)
+            if prof is not None:
+                out = io.StringIO()
+                ours = r"qa_bot|ingest/|chromadb/api"  # the product's calls and Chroma's, not the imports
+                pstats.Stats(str(prof), stream=out).sort_stats("cumulative").print_stats(ours, 30)
+                print(out.getvalue(), flush=True)
             results.append(
                 {
                     "chunks": size,
@@ -183,6 +195,7 @@ def main() -> None:
     parser.add_argument("--parts", nargs="+", default=["ratio", "scale"], choices=["ratio", "scale"])
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--keep", type=Path, help="build the archives here and reuse them (e.g. var/bench/reingest)")
     args = parser.parse_args()
     lines = Path("/proc/cpuinfo").read_text().splitlines()
     cpu = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "")
@@ -192,7 +205,7 @@ def main() -> None:
         print(out["ratio"].pop("profile", ""))
         print(json.dumps(out["ratio"]), flush=True)
     if "scale" in args.parts:
-        out["scale"] = scale(args.sizes)
+        out["scale"] = scale(args.sizes, args.keep, args.profile)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(out, indent=2))

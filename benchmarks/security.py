@@ -21,6 +21,7 @@ import json
 import os
 import re
 import resource
+import shutil
 import signal
 import socket
 import subprocess
@@ -362,6 +363,52 @@ def links_out_of_the_folder(ws: Workspace) -> Outcome:
     return Outcome(held, happened, run.seconds, run.peak_mb)
 
 
+def full_disk(ws: Workspace) -> Outcome:
+    """The store on a 48 MB tmpfs: below the margin, then run out mid-write, then room made."""
+    if os.geteuid() != 0:
+        return Outcome(False, "not run: mounting a tmpfs needs root (tests/test_faults_disk.py skips too)", 0.0, None)
+    base = ws.folder("disk")
+    disk = base / "mnt"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(disk)], check=True)
+    try:
+        return _on_small_disk(base, disk)
+    finally:
+        if subprocess.run(["umount", str(disk)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+def _on_small_disk(base: Path, disk: Path) -> Outcome:
+    def config(margin: int) -> Path:
+        store = {"path": str(disk / "chroma"), "collection": "news", "min_free_mb": margin}
+        return write_config(base / f"m{margin}", store=store, retrieval={"lexical_path": str(disk / "lexical")})
+
+    def fill(name: str, leave_mb: int) -> None:
+        with open(disk / name, "wb") as f:
+            os.posix_fallocate(f.fileno(), 0, max(1, shutil.disk_usage(disk).free - leave_mb * 1024 * 1024))
+
+    guarded, unguarded, articles = config(20), config(0), ROOT / "tests" / "data" / "ares-60.jsonl"
+    qa_bot(guarded, "ingest", str(ROOT / "data" / "articles"), "--quiet")
+    fill("filler-1", 10)
+    margin = qa_bot(guarded, "ingest", str(articles), "--quiet")
+    fill("filler-2", 1)
+    ran_out = qa_bot(unguarded, "ingest", str(articles), "--quiet")
+    stats = qa_bot(unguarded, "stats")
+    for name in ("filler-1", "filler-2"):
+        (disk / name).unlink()
+    again = qa_bot(guarded, "ingest", str(articles), "--quiet")
+    said = [run.err.strip().splitlines()[-1] if run.err.strip() else "" for run in (margin, ran_out, stats)]
+    words = [f"the disk holding the store at {disk / 'chroma'}" in line for line in said]
+    tracebacks = any("Traceback" in run.err for run in (margin, ran_out, stats, again))
+    held = all(words[:2]) and (stats.code == 0 or words[2]) and not tracebacks and again.code == 0
+    happened = (
+        f"below the margin: {said[0]!r}; ran out mid-write: {said[1]!r}; stats: "
+        f"{'answered' if stats.code == 0 else repr(said[2])}; room made, re-ingest: exit {again.code}, "
+        f"{again.out.strip().splitlines()[-1] if again.out.strip() else ''}"
+    )
+    return Outcome(held, happened, ran_out.seconds, ran_out.peak_mb)
+
+
 def malformed_front_matter(ws: Workspace) -> Outcome:
     base = ws.folder("front-matter")
     folder = base / "notes"
@@ -562,8 +609,13 @@ ISSUE_33 = [
         "each link refused by name, the two articles ingested, nothing of /etc/passwd or the outside folder stored",
         links_out_of_the_folder,
     ),
-    # A disk that fills during an ingest (issue 33's second row): its case is being built in another
-    # session and goes here, beside the other ingest faults.
+    Case(
+        "`qa-bot ingest` of 60 articles with the store on a 48 MB tmpfs: 10 MB free with store.min_free_mb 20, "
+        "then 1 MB free with the margin off; then `qa-bot stats`; then room made and the ingest again",
+        "the disk named as full with its free space, never Chroma's words or a traceback; stats answers or "
+        "says so; after room is made nothing is lost (seconds and peak: the run that ran out mid-write)",
+        full_disk,
+    ),
     Case(
         "`qa-bot ingest` of a `.md` whose front matter has an unclosed quote, beside a good `.md`",
         "the bad file refused with the YAML error's line, the good one ingested, no title `---`",
