@@ -158,7 +158,12 @@ def scale(sizes: list[int], keep: Path | None, profile: bool) -> list[dict[str, 
             built = time.perf_counter() - began
             archive.close()
             tag = f"{size}-{int(time.time())}"
-            new = write_articles(Path(scratch) / "new", 6, f"new{tag}")
+            # Articles this archive has not seen: a kept archive's earlier runs ingested theirs, and the
+            # same text again is grouped as a copy of its story, not written.
+            runs = tmp / "runs"
+            done = int(runs.read_text()) if runs.exists() else 0
+            runs.write_text(str(done + 1))
+            new = write_articles(Path(scratch) / "new", 6, f"new{tag}", skip=7 * done)
             get_embedder(settings.embedding).embed(["warm up"])
             ingest([str(new[0])], settings)  # this process opens the store and its index once, as watch does
             times = []
@@ -167,7 +172,7 @@ def scale(sizes: list[int], keep: Path | None, profile: bool) -> list[dict[str, 
                 report = ingest([str(path)], settings)
                 times.append(time.perf_counter() - began)
                 assert report.added, report.summary()
-            one = write_articles(Path(scratch) / "cli", 1, f"cli{tag}")[0]
+            one = write_articles(Path(scratch) / "cli", 1, f"cli{tag}", skip=7 * done + 6)[0]
             prof = Path(scratch) / "cli.prof" if profile else None
             cli = one_article_cli(settings, one, Path(scratch), prof)
             if prof is not None:

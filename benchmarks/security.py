@@ -478,10 +478,10 @@ def huge_html(ws: Workspace) -> Outcome:
 def huge_html_first(ws: Workspace) -> Outcome:
     got = refuse_huge(ws, ws.folder("huge-first"))
     first = ws.first_ingest
-    if first is not None:  # what a store's first ingest costs whatever the file: the embedder, loaded to create it
+    if first is not None:  # a new store's first ingest of an article that is written: the embedder loads for it
         got.happened += (
             f"; for comparison, a one-paragraph article's first ingest into a new store: {first.seconds:.1f} s, "
-            f"{first.peak_mb:.0f} MB (the embedder is loaded to create the collection, whatever the file)"
+            f"{first.peak_mb:.0f} MB (the embedder loads to embed it; a refused file loads none)"
         )
     return got
 
