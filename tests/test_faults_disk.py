@@ -27,6 +27,7 @@ from qa_bot.archive import Archive, describe_failure
 from qa_bot.archive.errors import StoreFullError
 from qa_bot.settings import Settings, SettingsError, settings_from_dict
 from tests.conftest import DATA, FAST_MODEL, ROOT, SAMPLE, make_settings
+from tests.test_cli import qa_bot
 
 MB = 1024 * 1024
 ARTICLES = DATA / "ares-60.jsonl"  # 60 real articles of ../shared/eval/ares-news: 139 chunks, about 3 MB stored
@@ -58,17 +59,6 @@ def fill(disk: Path, name: str, leave: int) -> None:
     size = shutil.disk_usage(disk).free - leave
     with open(disk / name, "wb") as f:
         os.posix_fallocate(f.fileno(), 0, max(size, 1))
-
-
-def qa_bot(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ui.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        timeout=300,
-    )
 
 
 def disk_config(tmp_path: Path, disk: Path, min_free_mb: int) -> tuple[Path, Settings]:
