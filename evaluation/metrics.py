@@ -149,6 +149,23 @@ def cited_age_shares(results: list[Result], days: int = 30) -> dict[str, float |
     }
 
 
+def quiz_figures(quiz: list[Result]) -> dict[str, Any]:
+    """A news quiz's figures: answered right, and where the archive could give the answer at all.
+
+    ``archive_holds_answer``: the share of questions with a gold article (one of the quiz's
+    searched articles states the right choice's words; on realtimeqa-2024 every one is published
+    by ``asked_on``): the ceiling of an answer drawn from the archive. ``answered_right_held``:
+    answered right among those questions, what the answer step does with evidence that exists.
+    """
+    held = [r for r in quiz if r.gold]
+    return {
+        "answered_right": round(sum(bool(r.choice_right) for r in quiz) / len(quiz), 4),
+        "archive_holds_answer": round(len(held) / len(quiz), 4),
+        "answered_right_held": round(sum(bool(r.choice_right) for r in held) / len(held), 4) if held else None,
+        **cited_age_shares(quiz),
+    }
+
+
 def summarise(results: list[Result], k: int) -> dict[str, Any]:
     answerable = [r for r in results if r.answerable]
     unanswerable = [r for r in results if not r.answerable]
@@ -191,11 +208,7 @@ def summarise(results: list[Result], k: int) -> dict[str, Any]:
         else None,
         "refused_unanswerable": share(unanswerable, lambda r: r.refused),
         "refused_answerable": share(answerable, lambda r: r.refused),
-        **(
-            {"answered_right": share(quiz, lambda r: bool(r.choice_right)), **cited_age_shares(results)}
-            if (quiz := [r for r in results if r.choice_right is not None])
-            else {}
-        ),
+        **(quiz_figures(quiz) if (quiz := [r for r in results if r.choice_right is not None]) else {}),
         "latency_s": {
             key: {"p50": pct(key, 0.5), "p95": pct(key, 0.95)}
             for key in ("retrieval", "early", "first_token", "answer")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from evaluation.metrics import choice_right, nearest_choice, token_f1
+from evaluation.metrics import Result, choice_right, nearest_choice, quiz_figures, token_f1
 from ingest import ingest
 from qa_bot import QABot
 from qa_bot.retrieval import visible
@@ -89,6 +89,21 @@ def test_the_quiz_scorer_matches_a_free_answer_to_the_nearest_choice() -> None:
     assert choice_right("Rob Cross won.", False, q) is False
     assert choice_right("x", False, {"choices": []}) is None
     assert token_f1("the Luke Humphries", "Luke Humphries") == 1.0
+
+
+def test_quiz_figures_say_where_the_archive_holds_the_answer() -> None:
+    def result(qid: str, gold: list[str], right: bool) -> Result:
+        return Result.of(
+            {"qid": qid, "question": "?", "answerable": True, "gold_doc_ids": gold},
+            retrieved=[], answer="", refused=not right, cited=[], unsupported=0, kept_sentences=0,
+            answer_score=None, asked_on="2024-01-05", choice_right=right,
+        )  # fmt: skip
+
+    quiz = [result("a", ["d1"], True), result("b", ["d2"], False), result("c", [], False), result("d", [], True)]
+    figures = quiz_figures(quiz)
+    assert figures["answered_right"] == 0.5
+    assert figures["archive_holds_answer"] == 0.5  # two of four have an article stating the answer
+    assert figures["answered_right_held"] == 0.5  # one of those two answered right
 
 
 # ---------------------------------------------------------------- a real store of one story
