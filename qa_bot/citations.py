@@ -231,7 +231,7 @@ def _distinct(
     said: list[str] = []
     for score, n, j in ranked:
         text = " ".join(prepared[n].sentence(j).split()).lower()
-        if not text or any(text in other or other in text for other in said) or not _quotable(prepared[n], j):
+        if not text or any(text in other or other in text for other in said) or not quotable(prepared[n], j):
             continue
         chosen.append((score, n, j))
         said.append(text)
@@ -240,7 +240,7 @@ def _distinct(
     return chosen
 
 
-def _quotable(ps: PassageSentences, j: int) -> bool:
+def quotable(ps: PassageSentences, j: int) -> bool:
     """Whether a sentence may be quoted as an answer: not one that addresses an AI (article text is
     data, as in the prompt: prompts.INSTRUCTION_LIKE), and not the article's title on a line of its
     own (a headline is not a sentence the article says)."""

@@ -13,16 +13,20 @@ How a timeline is made (docs/architecture.md, "Time"), within seconds on 2 cores
 
 1. The topic is searched for across the whole period (no recency decay: a timeline wants the old
    as much as the new), more widely than for an answer (``TIMELINE_PASSAGES``).
-2. Each passage's sentences are scored against the topic (:func:`qa_bot.citations.support`);
-   each article gives its best sentence that is about the topic (at least ``TOPIC_FLOOR``), that
-   does not address an AI, and that does not date itself to another year than the article's
-   (background such as "in 2019 he…" is not an event of the article's day).
-3. The event's date is the article's, or the calendar date of a weekday the sentence names ("on
+2. A passage that does not name every name of the topic (the words it capitalises:
+   :func:`topic_names`) is left out: a jet bridge at Baltimore's airport is not the Key Bridge.
+3. Each passage's sentences are scored against the topic (:func:`qa_bot.citations.support`);
+   each article gives its best sentence that is about the topic (at least ``TOPIC_FLOOR``) and
+   reports something (:func:`_reports`: a statement ending in a full stop, not a headline, a
+   question, the outlet's word to its reader, or text that addresses an AI), and that does not
+   date itself to another year than the article's (background such as "in 2019 he…" is not an
+   event of the article's day).
+4. The event's date is the article's, or the calendar date of a weekday the sentence names ("on
    Thursday", resolved from the article's date where that is safe: :mod:`qa_bot.timeframe`).
-4. Sentences that say the same thing (cosine at least ``SAME_EVENT``) within ``SAME_EVENT_DAYS``
+5. Sentences that say the same thing (cosine at least ``SAME_EVENT``) within ``SAME_EVENT_DAYS``
    of each other are one event: the first report is quoted and every outlet is cited. Wire
    copies were already grouped at ingest; their outlets come with the story's passage.
-5. The best ``limit`` events are kept and put in date order.
+6. The best ``limit`` events are kept and put in date order.
 
 "What's new since D": the timeline after D, less every event whose sentence matches one
 reported before D (cosine at least ``ALREADY_REPORTED``) in the topic's articles up to D.
@@ -38,8 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from qa_bot.citations import PassageSentences, SupportScorer, content_words, support
-from qa_bot.prompts import INSTRUCTION_LIKE
+from qa_bot.citations import STOPWORDS, PassageSentences, SupportScorer, content_words, quotable, support
 from qa_bot.results import Citation, Filters, Passage
 from qa_bot.timeframe import TimeScope, parse_day, resolve, resolve_weekdays
 
@@ -49,6 +52,12 @@ SAME_EVENT = 0.80  # cosine of two sentences that report one event
 SAME_EVENT_DAYS = 3
 ALREADY_REPORTED = 0.75  # cosine to a sentence from before "since" at which an event is not new
 _YEAR = re.compile(r"\b(?:19|20)\d\d\b")
+_NAME = re.compile(r"\b[A-Z][\w'’-]*")
+# The outlet speaking to its reader, not reporting: "For the latest news, read our live updates."
+_TO_READER = re.compile(
+    r"\b(read|follow|see) our\b|\b(sign up|subscribe|click here|download the app|newsletter)\b", re.IGNORECASE
+)
+_STATEMENT_END = re.compile(r"[.!][\"'”’)\]]*\s*$")
 
 Search = Callable[[str, int, Filters, TimeScope], list[Passage]]
 
@@ -144,8 +153,9 @@ def _window(filters: Filters, since: date | None, until: date | None, moment: da
 def _events(passages: list[Passage], topic: str, scorer: SupportScorer, vector: np.ndarray) -> list[_Event]:
     """Each dated article's best sentence about the topic (one event per article)."""
     words = set(content_words(topic))
+    names = topic_names(topic)
     best: dict[str, _Event] = {}
-    for ps in scorer.prepare(passages):
+    for ps in scorer.prepare([p for p in passages if _names_all(p, names)]):
         published = parse_day(ps.passage.published)
         if published is None:
             continue  # an undated article cannot be placed in time
@@ -155,7 +165,7 @@ def _events(passages: list[Passage], topic: str, scorer: SupportScorer, vector: 
             if score < TOPIC_FLOOR:
                 break
             sentence = ps.sentence(int(j))
-            if not _usable(sentence, published):
+            if not _reports(ps, int(j), published):
                 continue
             known = best.get(ps.passage.doc_id)
             if known is None or score > known.score:
@@ -165,8 +175,31 @@ def _events(passages: list[Passage], topic: str, scorer: SupportScorer, vector: 
     return list(best.values())
 
 
-def _usable(sentence: str, published: date) -> bool:
-    if INSTRUCTION_LIKE.search(sentence) or len(sentence.split()) < 6:
+def topic_names(topic: str) -> list[re.Pattern[str]]:
+    """The topic's names, the words it capitalises ("Francis Scott Key Bridge collapse in
+    Baltimore": francis, scott, key, bridge, baltimore), each as the start of a word, so that
+    "Houthi" finds "Houthis". A topic typed without capitals names nothing."""
+    found = (w.lower() for w in _NAME.findall(topic))
+    return [re.compile(rf"\b{re.escape(w)}") for w in dict.fromkeys(found) if w not in STOPWORDS]
+
+
+def _names_all(passage: Passage, names: list[re.Pattern[str]]) -> bool:
+    """Whether the passage (with its title) names every name of the topic: a passage about a jet
+    bridge at Baltimore's airport, or one on Francis Scott Key's anthem, is not about the Key
+    Bridge's collapse, however close its sentences come to the topic's embedding."""
+    text = f"{passage.title}\n{passage.text}".lower()
+    return all(n.search(text) for n in names)
+
+
+def _reports(ps: PassageSentences, j: int, published: date) -> bool:
+    """Whether sentence ``j`` reports something: a statement the article makes, not a headline or
+    a question (both end without a full stop: "What time does the trial start today?", "Trump
+    arrives in courtroom for day 2"), nor the outlet's word to its reader ("read our live
+    updates"), nor its title, nor text that addresses an AI."""
+    sentence = ps.sentence(j)
+    if len(sentence.split()) < 6 or not _STATEMENT_END.search(sentence) or _TO_READER.search(sentence):
+        return False
+    if not quotable(ps, j):
         return False
     # A sentence dated to another year is background, not the article's event.
     return all(int(y) == published.year for y in _YEAR.findall(sentence))

@@ -21,6 +21,7 @@ from qa_bot import QABot
 from qa_bot.retrieval import visible
 from qa_bot.settings import Settings
 from qa_bot.timeframe import TimeScope, annotate_weekdays, moment_of, resolve, resolve_weekdays
+from qa_bot.timeline import topic_names
 from tests.conftest import FAST_MODEL, ROOT, SAMPLE, make_settings
 
 FRIDAY = date(2024, 1, 5)
@@ -106,10 +107,18 @@ def test_quiz_figures_say_where_the_archive_holds_the_answer() -> None:
     assert figures["answered_right_held"] == 0.5  # one of those two answered right
 
 
+def test_a_timelines_names_are_the_words_its_topic_capitalises() -> None:
+    names = [n.pattern for n in topic_names("The Francis Scott Key Bridge collapse in Baltimore")]
+    assert names == [r"\bfrancis", r"\bscott", r"\bkey", r"\bbridge", r"\bbaltimore"]  # not "The"
+    assert [n.search("houthis fired") is not None for n in topic_names("Houthi attacks")] == [True]
+    assert topic_names("the harbor bridge toll") == []  # typed without capitals: names nothing
+
+
 # ---------------------------------------------------------------- a real store of one story
 
 STORY = [
     ("bridge-2019", "2019-05-10", "Harbor Gazette", "Harbor Bridge closed for repairs",
+     "Is the Harbor Bridge safe to cross after the repairs? "
      "The Harbor Bridge was closed for repairs after inspectors found cracks in its steel cables. "
      "Drivers were told to use the ferry while the cables are replaced."),
     ("bridge-2021", "2021-08-03", "Harbor Gazette", "Harbor Bridge reopens",
@@ -124,6 +133,9 @@ STORY = [
     ("bridge-2024b", "2024-01-04", "Coast Times", "Bridge toll goes up",
      "The Harbor Bridge toll was raised to five dollars by the transit authority on Tuesday. "
      "Officials said the new toll would fund a bicycle lane across the span next year."),
+    ("bay-2022", "2022-04-12", "Coast Times", "Bay Bridge toll rises",
+     "The Bay Bridge toll rose to four dollars on Monday, the transit authority said. "
+     "Drivers queued at the toll booths at both ends of the bridge."),
     ("bridge-later", "2025-06-01", "Coast Times", "Harbor Bridge toll scrapped",
      "The city scrapped the Harbor Bridge toll after a referendum. "
      "Voters rejected the toll by a wide margin in the spring ballot."),
@@ -257,6 +269,8 @@ def test_timeline_is_in_date_order_with_exact_quotes_and_one_entry_per_event(bot
     assert by_doc["bridge-2021"].date == "2021-08-02"  # "reopened ... on Monday", from the article's Tuesday
     assert by_doc["bridge-2019"].date == "2019-05-10"
     assert "bridge-tours" not in by_doc  # an undated article cannot be placed in time
+    assert "bay-2022" not in by_doc  # another bridge: it does not name the topic's "Harbor"
+    assert not any(e.text.endswith("?") for e in found.entries)  # a question reports nothing
     assert found.seconds < 30
     rows = found.to_list()
     assert set(rows[0]) == {"date", "text", "citations"}
