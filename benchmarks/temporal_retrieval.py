@@ -11,7 +11,9 @@ the gold articles are over 330 days older than the question: the label is "conta
 answer's words", not "reports this week's news"); over every question, the share whose right
 answer's words stand in one of the top 4 passages (``answer_in_4``: what an answer can be drawn
 from), the share of the top 4 passages published more than 30 days before the question ("old"),
-after it ("after"), and retrieval p50. Rows:
+after it ("after"), the same two over the questions about now only (``now_answer_in_4``,
+``now_old``: "latest", "currently", or a period ending within the week before it is asked, by
+:func:`about_now`), and retrieval p50. Rows:
 
 - ``no moment``: as of today, without recency (what main did before the moment existed);
 - ``until asked_on``: the hard filter alone (no recency, no period search);
@@ -33,6 +35,7 @@ from evaluation.evaluate import eval_bot
 from evaluation.metrics import load_questions, normalise
 from qa_bot.retrieval import Retriever
 from qa_bot.settings import load_settings
+from qa_bot.timeframe import resolve
 
 ROOT = Path(__file__).resolve().parent.parent
 SET = ROOT.parent / "shared" / "eval" / "realtimeqa-2024"
@@ -42,24 +45,42 @@ def measure(
     retriever: Retriever, questions: list[dict[str, Any]], vectors: dict[str, list[float]], as_of: bool
 ) -> dict:
     hits, gold_n, ages, times, holds = 0, 0, [], [], 0
+    now_ages, now_holds, now_n = [], 0, 0
     for q in questions:
         asked = date.fromisoformat(q["asked_on"])
         began = time.perf_counter()
         passages = retriever.search(q["question"], k=4, as_of=asked if as_of else None, vector=vectors[q["qid"]])
         times.append(time.perf_counter() - began)
         answer = normalise(q["answers"][0])
-        holds += bool(answer) and any(answer in normalise(p.text) for p in passages)
+        held = bool(answer) and any(answer in normalise(p.text) for p in passages)
+        holds += held
         if q["gold_doc_ids"]:
             gold_n += 1
             hits += any(p.doc_id in q["gold_doc_ids"] for p in passages)
-        ages += [(asked - date.fromisoformat(p.published)).days for p in passages if p.published]
+        found = [(asked - date.fromisoformat(p.published)).days for p in passages if p.published]
+        ages += found
+        if about_now(q["question"], asked):
+            now_n += 1
+            now_holds += held
+            now_ages += found
     return {
         "recall@4": round(hits / gold_n, 4),
         "answer_in_4": round(holds / len(questions), 4),
         "old": round(sum(a > 30 for a in ages) / len(ages), 4),
         "after": round(sum(a < 0 for a in ages) / len(ages), 4),
+        "now_answer_in_4": round(now_holds / max(1, now_n), 4),
+        "now_old": round(sum(a > 30 for a in now_ages) / max(1, len(now_ages)), 4),
         "p50_ms": round(1000 * statistics.median(times), 1),
     }
+
+
+def about_now(question: str, asked: date) -> bool:
+    """A question about now: it says "latest", "currently" or the like, or names a period that
+    ends within the week before it is asked ("this week", "on Tuesday")."""
+    scope = resolve(question, asked)
+    if scope is None or scope.kind == "named":
+        return False
+    return scope.kind == "recent" or (scope.until is not None and (asked - scope.until).days <= 7)
 
 
 def main() -> None:

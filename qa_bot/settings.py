@@ -217,7 +217,7 @@ class RetrievalSettings(_Section):
         description="Weight of the conversation-aware query (earlier turn + question) against the bare question.",
     )
     time_boost: float = Field(
-        0.5,
+        1.0,
         ge=0,
         description='How much a question naming a period ("this week", "in 2019") lifts articles of it (x 1 + this).',
     )
@@ -254,7 +254,7 @@ class RetrievalSettings(_Section):
         ),
     )
     recency_weight_recent: float = Field(
-        0.7, ge=0, le=1, description='The same, for a question about now ("latest", "currently", "still").'
+        0.9, ge=0, le=1, description='The same, for a question about now ("latest", "currently", "still").'
     )
     recency_half_life_days: float = Field(
         14.0, gt=0, le=36500, description="Age, in days at the moment, at which the recency factor is half way."

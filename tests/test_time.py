@@ -21,7 +21,7 @@ from qa_bot import QABot
 from qa_bot.retrieval import visible
 from qa_bot.settings import Settings
 from qa_bot.timeframe import TimeScope, annotate_weekdays, moment_of, resolve, resolve_weekdays
-from qa_bot.timeline import topic_names
+from qa_bot.timeline import TimelineEntry, topic_names
 from tests.conftest import FAST_MODEL, ROOT, SAMPLE, make_settings
 
 FRIDAY = date(2024, 1, 5)
@@ -112,6 +112,29 @@ def test_a_timelines_names_are_the_words_its_topic_capitalises() -> None:
     assert names == [r"\bfrancis", r"\bscott", r"\bkey", r"\bbridge", r"\bbaltimore"]  # not "The"
     assert [n.search("houthis fired") is not None for n in topic_names("Houthi attacks")] == [True]
     assert topic_names("the harbor bridge toll") == []  # typed without capitals: names nothing
+
+
+def test_the_benchmarks_read_questions_about_now_and_same_news_pairs() -> None:
+    from benchmarks.temporal_retrieval import about_now
+    from benchmarks.timeline_topics import same_news_pairs
+
+    friday = date(2024, 1, 5)
+    assert about_now("Which carrier reported an outage this week?", friday)
+    assert about_now("Who is the current CEO of Boeing?", friday)
+    assert not about_now("Who won the 2019 final?", friday)
+    assert not about_now("Which animal was the first mammal to be cloned?", friday)
+
+    def entry(day: str, text: str) -> TimelineEntry:
+        return TimelineEntry(date=day, text=text)
+
+    trial = [
+        entry("2024-04-15", "Jury selection began in the Trump hush money trial in Manhattan."),
+        entry("2024-04-16", "Jury selection continued in Manhattan, with seven jurors seated."),
+        entry("2024-05-30", "The jury found Trump guilty on all counts in the hush money trial."),
+    ]
+    # The first two share "jury", "selection", "manhattan" beyond the topic's words; the verdict
+    # shares only the topic's words with them.
+    assert same_news_pairs(trial, "Trump hush money trial") == 1
 
 
 # ---------------------------------------------------------------- a real store of one story
