@@ -13,14 +13,15 @@ How a timeline is made (docs/architecture.md, "Time"), within seconds on 2 cores
 
 1. The topic is searched for across the whole period (no recency decay: a timeline wants the old
    as much as the new), more widely than for an answer (``TIMELINE_PASSAGES``).
-2. A passage that does not name every name of the topic (the words it capitalises:
-   :func:`topic_names`) is left out: a jet bridge at Baltimore's airport is not the Key Bridge.
+2. A passage that does not name every name of the topic (the words it capitalises, less those
+   capitalised only for their place: :func:`topic_names`) is left out: a jet bridge at
+   Baltimore's airport is not the Key Bridge.
 3. Each passage's sentences are scored against the topic (:func:`qa_bot.citations.support`);
    each article gives its best sentence that is about the topic (at least ``TOPIC_FLOOR``) and
-   reports something (:func:`_reports`: a statement ending in a full stop, not a headline, a
-   question, the outlet's word to its reader, or text that addresses an AI), and that does not
-   date itself to another year than the article's (background such as "in 2019 he…" is not an
-   event of the article's day).
+   reports something (:func:`_reports`: a statement ending in a full stop or "!", not a headline,
+   a question, a cut-off snippet, the outlet's word to its reader, or text that addresses an
+   AI), and that does not date itself to another year than the article's (background such as
+   "in 2019 he…" is not an event of the article's day).
 4. The event's date is the article's, or the calendar date of a weekday the sentence names ("on
    Thursday", resolved from the article's date where that is safe: :mod:`qa_bot.timeframe`).
 5. Sentences that say the same thing (cosine at least ``SAME_EVENT``) within ``SAME_EVENT_DAYS``
@@ -52,12 +53,18 @@ SAME_EVENT = 0.80  # cosine of two sentences that report one event
 SAME_EVENT_DAYS = 3
 ALREADY_REPORTED = 0.75  # cosine to a sentence from before "since" at which an event is not new
 _YEAR = re.compile(r"\b(?:19|20)\d\d\b")
-_NAME = re.compile(r"\b[A-Z][\w'’-]*")
+# A name in a topic: a capitalised word, cut at hyphens and apostrophes ("Israel-Hamas war",
+# "Trump's trial": israel, hamas, trump).
+_NAME = re.compile(r"\b[A-Z][A-Za-z0-9]*")
 # The outlet speaking to its reader, not reporting: "For the latest news, read our live updates."
 _TO_READER = re.compile(
-    r"\b(read|follow|see) our\b|\b(sign up|subscribe|click here|download the app|newsletter)\b", re.IGNORECASE
+    r"\b(read|follow) our\b|\bsee our (live|full|latest|coverage)\b|\bsign up (for|to)\b|\bsubscribe to\b|"
+    r"\bclick here\b|\bdownload (the|our) app\b|\bour newsletter\b",
+    re.IGNORECASE,
 )
-_STATEMENT_END = re.compile(r"[.!][\"'”’)\]]*\s*$")
+# A statement ends in a full stop or "!" (then perhaps closing quotes or brackets); not in "..."
+# or "…", the mark of a cut-off snippet.
+_STATEMENT_END = re.compile(r"(?<![.…])[.!][\"'”’)\]]*\s*$")
 
 Search = Callable[[str, int, Filters, TimeScope], list[Passage]]
 
@@ -153,7 +160,7 @@ def _window(filters: Filters, since: date | None, until: date | None, moment: da
 def _events(passages: list[Passage], topic: str, scorer: SupportScorer, vector: np.ndarray) -> list[_Event]:
     """Each dated article's best sentence about the topic (one event per article)."""
     words = set(content_words(topic))
-    names = topic_names(topic)
+    names = topic_names(topic, [p.text for p in passages])
     best: dict[str, _Event] = {}
     for ps in scorer.prepare([p for p in passages if _names_all(p, names)]):
         published = parse_day(ps.passage.published)
@@ -175,12 +182,28 @@ def _events(passages: list[Passage], topic: str, scorer: SupportScorer, vector: 
     return list(best.values())
 
 
-def topic_names(topic: str) -> list[re.Pattern[str]]:
+def topic_names(topic: str, texts: list[str]) -> list[re.Pattern[str]]:
     """The topic's names, the words it capitalises ("Francis Scott Key Bridge collapse in
-    Baltimore": francis, scott, key, bridge, baltimore), each as the start of a word, so that
-    "Houthi" finds "Houthis". A topic typed without capitals names nothing."""
-    found = (w.lower() for w in _NAME.findall(topic))
-    return [re.compile(rf"\b{re.escape(w)}") for w in dict.fromkeys(found) if w not in STOPWORDS]
+    Baltimore": francis, scott, key, bridge, baltimore), each a whole word or its plural or
+    possessive ("Houthi" finds "Houthis", not "Max" "maximum").
+
+    The first word may be capitalised only for its place: it counts only if ``texts`` (the
+    passages found) never write it in lower case ("Latest on the Key Bridge", "Ceasefire talks
+    in Gaza": latest and ceasefire are not names; "Boeing" is). A topic typed without capitals
+    names nothing; one in Title Case names every word.
+    """
+    words = [m.group() for m in _NAME.finditer(topic) if len(m.group()) > 1]
+    first = _NAME.match(topic.strip())
+    names: list[str] = []
+    for word in dict.fromkeys(words):
+        low = word.lower()
+        if low in STOPWORDS:
+            continue
+        opening = first is not None and first.group() == word
+        if opening and any(re.search(rf"\b{re.escape(low)}\b", t) for t in texts):
+            continue  # written in lower case in the articles: an ordinary word
+        names.append(low)
+    return [re.compile(rf"\b{re.escape(n)}(?:s|es|'s|’s)?\b") for n in names]
 
 
 def _names_all(passage: Passage, names: list[re.Pattern[str]]) -> bool:
@@ -197,12 +220,15 @@ def _reports(ps: PassageSentences, j: int, published: date) -> bool:
     arrives in courtroom for day 2"), nor the outlet's word to its reader ("read our live
     updates"), nor its title, nor text that addresses an AI."""
     sentence = ps.sentence(j)
-    if len(sentence.split()) < 6 or not _STATEMENT_END.search(sentence) or _TO_READER.search(sentence):
-        return False
-    if not quotable(ps, j):
+    if not reads_as_report(sentence) or not quotable(ps, j):
         return False
     # A sentence dated to another year is background, not the article's event.
     return all(int(y) == published.year for y in _YEAR.findall(sentence))
+
+
+def reads_as_report(sentence: str) -> bool:
+    """Six words or more ending as a statement ends, and not the outlet's word to its reader."""
+    return len(sentence.split()) >= 6 and bool(_STATEMENT_END.search(sentence)) and not _TO_READER.search(sentence)
 
 
 def _event_day(sentence: str, published: date) -> date:

@@ -21,7 +21,7 @@ from qa_bot import QABot
 from qa_bot.retrieval import visible
 from qa_bot.settings import Settings
 from qa_bot.timeframe import TimeScope, annotate_weekdays, moment_of, resolve, resolve_weekdays
-from qa_bot.timeline import TimelineEntry, topic_names
+from qa_bot.timeline import TimelineEntry, reads_as_report, topic_names
 from tests.conftest import FAST_MODEL, ROOT, SAMPLE, make_settings
 
 FRIDAY = date(2024, 1, 5)
@@ -108,10 +108,34 @@ def test_quiz_figures_say_where_the_archive_holds_the_answer() -> None:
 
 
 def test_a_timelines_names_are_the_words_its_topic_capitalises() -> None:
-    names = [n.pattern for n in topic_names("The Francis Scott Key Bridge collapse in Baltimore")]
-    assert names == [r"\bfrancis", r"\bscott", r"\bkey", r"\bbridge", r"\bbaltimore"]  # not "The"
-    assert [n.search("houthis fired") is not None for n in topic_names("Houthi attacks")] == [True]
-    assert topic_names("the harbor bridge toll") == []  # typed without capitals: names nothing
+    texts = ["The latest: a key witness said the bridge was closed.", "Houthi rebels fired on ships."]
+    names = [n.pattern for n in topic_names("Francis Scott Key Bridge collapse in Baltimore", texts)]
+    assert [p.split("(")[0] for p in names] == [r"\bfrancis", r"\bscott", r"\bkey", r"\bbridge", r"\bbaltimore"]
+
+    def found(topic: str, text: str) -> list[bool]:
+        return [n.search(text.lower()) is not None for n in topic_names(topic, texts)]
+
+    assert found("Houthi attacks", "the houthis fired") == [True]  # a plural
+    assert found("Trump's hush money trial", "Trump testified") == [True]  # the possessive cut off
+    assert found("Israel-Hamas war", "Israel and Hamas agreed") == [True, True]  # the hyphen splits
+    assert found("Boeing 737 MAX door plug", "the maximum load of a Boeing") == [True, False]  # not "max"
+    # Capitalised only for its place: written in lower case in the articles, so not a name.
+    assert found("Latest on the Key Bridge", "the Key Bridge fell") == [True, True]  # no "latest"
+    assert found("Boeing door plug", "a Boeing jet") == [True]  # never written "boeing": a name
+    assert topic_names("the harbor bridge toll", texts) == []  # typed without capitals: names nothing
+
+
+def test_a_timeline_sentence_reads_as_a_report() -> None:
+    assert reads_as_report("The transit authority raised the toll to five dollars on Tuesday.")
+    assert reads_as_report('"We will rebuild the bridge," the governor said on Tuesday!')
+    assert reads_as_report("The agency said shipments to the U.S. had stopped, officials said.”")
+    assert not reads_as_report("What time does the Trump hush money trial start today?")  # a question
+    assert not reads_as_report("Trump arrives in courtroom for day 2 of hush money trial")  # a headline
+    assert not reads_as_report("The jury heard from the first witness and then the judge said...")  # cut off
+    assert not reads_as_report("For the latest news from the trial, read our live trial updates.")  # to the reader
+    assert not reads_as_report("Sign up for our newsletter to get the news every morning.")
+    assert reads_as_report("Thousands of voters rushed to sign the petition before the deadline.")
+    assert not reads_as_report("The bridge fell.")  # too short to report an event
 
 
 def test_the_benchmarks_read_questions_about_now_and_same_news_pairs() -> None:
