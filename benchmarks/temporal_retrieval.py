@@ -13,7 +13,9 @@ answer's words stand in one of the top 4 passages (``answer_in_4``: what an answ
 from), the share of the top 4 passages published more than 30 days before the question ("old"),
 after it ("after"), the same two over the questions about now only (``now_answer_in_4``,
 ``now_old``: "latest", "currently", or a period ending within the week before it is asked, by
-:func:`about_now`), and retrieval p50. Rows:
+:func:`about_now`, which counts "this year" too), and retrieval p50. ``--half first|second``
+takes the questions asked before, or from, the middle ``asked_on`` date: a setting chosen on all
+questions should hold on each half. Rows:
 
 - ``no moment``: as of today, without recency (what main did before the moment existed);
 - ``until asked_on``: the hard filter alone (no recency, no period search);
@@ -68,8 +70,8 @@ def measure(
         "answer_in_4": round(holds / len(questions), 4),
         "old": round(sum(a > 30 for a in ages) / len(ages), 4),
         "after": round(sum(a < 0 for a in ages) / len(ages), 4),
-        "now_answer_in_4": round(now_holds / max(1, now_n), 4),
-        "now_old": round(sum(a > 30 for a in now_ages) / max(1, len(now_ages)), 4),
+        "now_answer_in_4": round(now_holds / now_n, 4) if now_n else None,
+        "now_old": round(sum(a > 30 for a in now_ages) / len(now_ages), 4) if now_ages else None,
         "p50_ms": round(1000 * statistics.median(times), 1),
     }
 
@@ -96,9 +98,20 @@ def main() -> None:
         help="a row with these retrieval settings, e.g. recency_weight=0.5,period_weight=0.5",
     )
     parser.add_argument("--limit", type=int, default=None, help="a fixed random sample of N questions")
+    parser.add_argument(
+        "--half",
+        choices=["first", "second"],
+        help="only the questions asked before, or from, the middle asked_on date (does a setting hold on each?)",
+    )
     args = parser.parse_args()
     settings = load_settings(ROOT / "config.yaml")
     questions = load_questions(SET, args.limit)
+    if args.half:
+        weeks = sorted({q["asked_on"] for q in questions})
+        middle = weeks[len(weeks) // 2]
+        questions = [q for q in questions if (q["asked_on"] < middle) == (args.half == "first")]
+        if not questions:
+            parser.error(f"--half {args.half}: no questions in that half (asked_on dates: {len(weeks)})")
     with eval_bot(SET, settings, 4, keep=args.store) as (bot, figures, _):
         print(f"ingest: {figures}", flush=True)
         base = bot.settings.retrieval

@@ -162,7 +162,6 @@ def quiz_figures(quiz: list[Result]) -> dict[str, Any]:
         "answered_right": round(sum(bool(r.choice_right) for r in quiz) / len(quiz), 4),
         "archive_holds_answer": round(len(held) / len(quiz), 4),
         "answered_right_held": round(sum(bool(r.choice_right) for r in held) / len(held), 4) if held else None,
-        **cited_age_shares(quiz),
     }
 
 
@@ -208,7 +207,11 @@ def summarise(results: list[Result], k: int) -> dict[str, Any]:
         else None,
         "refused_unanswerable": share(unanswerable, lambda r: r.refused),
         "refused_answerable": share(answerable, lambda r: r.refused),
-        **(quiz_figures(quiz) if (quiz := [r for r in results if r.choice_right is not None]) else {}),
+        **(
+            {**quiz_figures(quiz), **cited_age_shares(results)}
+            if (quiz := [r for r in results if r.choice_right is not None])
+            else {}
+        ),
         "latency_s": {
             key: {"p50": pct(key, 0.5), "p95": pct(key, 0.95)}
             for key in ("retrieval", "early", "first_token", "answer")
