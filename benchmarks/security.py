@@ -435,18 +435,23 @@ def malformed_front_matter(ws: Workspace) -> Outcome:
     return Outcome(held, happened, run.seconds, run.peak_mb)
 
 
+def big_page(path: Path, mb: float = HUGE_MB) -> Path:
+    """About ``mb`` MB of a news page at ``path``: paragraph after paragraph of text, as the fault
+    probe's was (also the page of tests/test_faults_ingest.py)."""
+    paragraph = (
+        "<p>The minister said on Tuesday that talks with the union over wages and pensions would resume "
+        "after a strike closed ports, airports and rail lines across the country for a third day.</p>\n"
+    )
+    head = "<!doctype html><html><head><title>A very long report</title></head><body><article><h1>Report</h1>\n"
+    count = int(mb * 1048576 - len(head)) // len(paragraph)
+    path.write_text(head + paragraph * count + "</article></body></html>\n")
+    return path
+
+
 def huge_page(ws: Workspace) -> Path:
-    """About ``HUGE_MB`` MB of a news page, paragraph after paragraph, as the fault probe's was."""
+    """The workspace's ``HUGE_MB`` MB page, written once."""
     page = ws.root / "big.html"
-    if not page.exists():
-        paragraph = (
-            "<p>The minister said on Tuesday that talks with the union over wages and pensions would resume "
-            "after a strike closed ports, airports and rail lines across the country for a third day.</p>\n"
-        )
-        head = "<!doctype html><html><head><title>A very long report</title></head><body><article><h1>Report</h1>\n"
-        count = int(HUGE_MB * 1048576 - len(head)) // len(paragraph)
-        page.write_text(head + paragraph * count + "</article></body></html>\n")
-    return page
+    return page if page.exists() else big_page(page)
 
 
 def refuse_huge(ws: Workspace, base: Path) -> Outcome:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.security import big_page
 from ingest import ingest
 from ingest.articles import Article
 from ingest.formats import MAX_HTML_TAGS
@@ -167,18 +168,6 @@ def test_malformed_front_matter_fails_that_file_alone(settings: Settings, tmp_pa
 
 
 # ---------------------------------------------------------------- a 20 MB page
-
-
-def big_page(path: Path, mb: float = 19.5) -> Path:
-    """About ``mb`` MB of a news page: paragraph after paragraph of text, as the fault probe's was."""
-    paragraph = (
-        "<p>The minister said on Tuesday that talks with the union over wages and pensions would resume "
-        "after a strike closed ports, airports and rail lines across the country for a third day.</p>\n"
-    )
-    head = "<!doctype html><html><head><title>A very long report</title></head><body><article><h1>Report</h1>\n"
-    count = int(mb * 1048576 - len(head)) // len(paragraph)
-    path.write_text(head + paragraph * count + "</article></body></html>\n")
-    return path
 
 
 def test_a_20_mb_page_is_refused_before_extraction_and_the_rest_ingests(settings: Settings, tmp_path: Path) -> None:
