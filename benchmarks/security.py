@@ -28,13 +28,14 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+
+from benchmarks.served import answering, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 ROWS = {
@@ -252,12 +253,6 @@ class Served:
         return found
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def serving(config: Path, env: dict[str, str], host: str | None = None) -> Iterator[Served]:
     """``qa-bot serve --config config [--host host]`` on a free loopback port, once its page answers."""
@@ -273,24 +268,8 @@ def serving(config: Path, env: dict[str, str], host: str | None = None) -> Itera
         stderr=log.open("w"),
     )
     url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.time() + 300
-        while True:
-            try:
-                urllib.request.urlopen(url, timeout=2).read()
-                break
-            except OSError:
-                if proc.poll() is not None or time.time() > deadline:
-                    raise RuntimeError("qa-bot serve did not start: " + log.read_text()[-2000:]) from None
-                time.sleep(0.3)
+    with answering(proc, url, seconds=300, log=log):
         yield Served(url, proc, log, time.perf_counter() - began)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def from_address(address: str) -> httpx.Client:

@@ -62,25 +62,43 @@ def serve_config(config: Path) -> Iterator[tuple[str, int]]:
 @contextmanager
 def serve_command(args: Callable[[int], list[str]]) -> Iterator[tuple[str, int]]:
     """``python ARGS`` (given the port) serving on a free loopback port, once it answers: (URL, pid)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
         [sys.executable, *args(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
+    url = f"http://127.0.0.1:{port}/"
+    with answering(proc, url, seconds=600):
+        yield url, proc.pid
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def answering(proc: subprocess.Popen, url: str, seconds: float, log: Path | None = None) -> Iterator[None]:
+    """Wait until ``url`` answers (RuntimeError, with the end of ``log``, if ``proc`` exits first or
+    ``seconds`` pass), then hold the block; the process is stopped when the block ends."""
     try:
-        url = f"http://127.0.0.1:{port}/"
-        for _ in range(1200):
+        deadline = time.time() + seconds
+        while True:
             try:
-                urllib.request.urlopen(url, timeout=2)
+                urllib.request.urlopen(url, timeout=2).read()
                 break
             except OSError:
-                time.sleep(0.5)
-        yield url, proc.pid
+                if proc.poll() is not None or time.time() > deadline:
+                    said = log.read_text()[-2000:] if log is not None and log.exists() else ""
+                    raise RuntimeError(f"the server at {url} did not start: {said}") from None
+                time.sleep(0.3)
+        yield
     finally:
         proc.terminate()
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()
