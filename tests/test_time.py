@@ -123,6 +123,14 @@ def test_a_timelines_names_are_the_words_its_topic_capitalises() -> None:
     assert found("Latest on the Key Bridge", "the Key Bridge fell") == [True, True]  # no "latest"
     assert found("Boeing door plug", "a Boeing jet") == [True]  # never written "boeing": a name
     assert topic_names("the harbor bridge toll", texts) == []  # typed without capitals: names nothing
+    # A topic is the user's text, never a pattern: names are its letters and digits, nothing else.
+    assert [n.pattern.split("(")[0] for n in topic_names("Bridge (C++) [Tolls]* Key.+ Gaza|.*", texts)] == [
+        r"\btolls",
+        r"\bkey",
+        r"\bgaza",
+    ]
+    assert found("Tolls Key.+ Gaza|.*", "new tolls on the key road to gaza") == [True, True, True]
+    assert found("The Key.+", "a keyboard") == [False]  # ".+" is not "any letters"
 
 
 def test_a_timeline_sentence_reads_as_a_report() -> None:
