@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from evaluation.baseline import LangChainBaseline
-from evaluation.metrics import Result, answer_score, choice_right, load_questions, summarise
+from evaluation.metrics import Result, answer_score, choice_right, gold_days, load_questions, summarise
 from ingest import ingest
 from qa_bot import Answer, EarlyAnswer, Filters, Passage, QABot
 from qa_bot.bot import History
@@ -60,10 +60,17 @@ class EvalBot(QABot):
 
 
 def evaluate_bot(
-    bot: EvalBot, questions: list[dict[str, Any]], k: int, progress: Callable[[], None], as_of: bool = True
+    bot: EvalBot,
+    questions: list[dict[str, Any]],
+    k: int,
+    progress: Callable[[], None],
+    as_of: bool = True,
+    days: dict[str, str] | None = None,
 ) -> list[Result]:
     """Ask each question through ``QABot.stream``; one with an ``asked_on`` is asked as of that
-    day unless ``as_of`` is False (the "without" row of docs/benchmarks.md)."""
+    day unless ``as_of`` is False (the "without" row of docs/benchmarks.md). ``days``: the gold
+    articles' publication days (:func:`evaluation.metrics.gold_days`), recorded with each result."""
+    days = days or {}
     results = []
     for q in questions:
         short = q.get("type") == "factoid"
@@ -91,6 +98,7 @@ def evaluate_bot(
                 asked_on=q.get("asked_on"),
                 cited_dates=[c.passage.published for c in final.citations],
                 choice_right=choice_right(final.text, final.refused, q),
+                gold_dates=[days[d] for d in q["gold_doc_ids"] if d in days],
             )
         )
         progress()
@@ -151,7 +159,8 @@ def run_eval(
     with eval_bot(folder, settings, k, keep) as (bot, figures, tmp):
         out["ingest"] = figures
         if not baseline_only:
-            results = evaluate_bot(bot, questions, k, progress_factory(len(questions), "qa-bot"), as_of)
+            progress = progress_factory(len(questions), "qa-bot")
+            results = evaluate_bot(bot, questions, k, progress, as_of, gold_days(folder, questions))
             out["qa-bot"] = summarise(results, k)
             out["per_question"]["qa-bot"] = [r.__dict__ for r in results]
         if baseline == "langchain":

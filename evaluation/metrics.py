@@ -51,6 +51,8 @@ class Result:
     asked_on: str | None = None
     cited_dates: list[str] = field(default_factory=list)
     choice_right: bool | None = None
+    # The gold articles' publication days ("" undated), where the run recorded them.
+    gold_dates: list[str] = field(default_factory=list)
 
     @classmethod
     def of(cls, question: dict[str, Any], **measured: Any) -> Result:
@@ -75,6 +77,20 @@ def load_questions(folder: Path, limit: int | None) -> list[dict[str, Any]]:
         rng = random.Random(0)
         rows = rng.sample(rows, limit)
     return rows
+
+
+def gold_days(folder: Path, questions: list[dict[str, Any]]) -> dict[str, str]:
+    """The publication day ("" undated) of every gold article of the dated ``questions``, read
+    from the set's ``corpus.jsonl``; empty when no question has an ``asked_on``."""
+    wanted = {d for q in questions if q.get("asked_on") for d in q["gold_doc_ids"]}
+    days: dict[str, str] = {}
+    if not wanted:
+        return days
+    with (folder / "corpus.jsonl").open(encoding="utf-8") as rows:
+        for line in rows:
+            if line.strip() and (row := json.loads(line))["doc_id"] in wanted:
+                days[row["doc_id"]] = (row.get("published") or "")[:10]
+    return days
 
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
@@ -149,20 +165,42 @@ def cited_age_shares(results: list[Result], days: int = 30) -> dict[str, float |
     }
 
 
-def quiz_figures(quiz: list[Result]) -> dict[str, Any]:
+def quiz_figures(quiz: list[Result], days: int = 30) -> dict[str, Any]:
     """A news quiz's figures: answered right, and where the archive could give the answer at all.
 
     ``archive_holds_answer``: the share of questions with a gold article (one of the quiz's
     searched articles states the right choice's words; on realtimeqa-2024 every one is published
     by ``asked_on``): the ceiling of an answer drawn from the archive. ``answered_right_held``:
     answered right among those questions, what the answer step does with evidence that exists.
+
+    A gold article of years before often only names the right choice in another story (a 2018
+    piece naming "United Airlines" for a 2024 question on its mishaps), so the same two figures
+    are also given for gold articles published in the ``days`` days up to ``asked_on``
+    (``archive_holds_answer_30d``, ``answered_right_held_30d``): the ceiling of an answer about the
+    moment. They are None for a run that did not record the gold articles' dates.
     """
     held = [r for r in quiz if r.gold]
+    recent = [r for r in quiz if _gold_within(r, days)]
+    dated = any(r.gold_dates for r in quiz)
     return {
         "answered_right": round(sum(bool(r.choice_right) for r in quiz) / len(quiz), 4),
         "archive_holds_answer": round(len(held) / len(quiz), 4),
-        "answered_right_held": round(sum(bool(r.choice_right) for r in held) / len(held), 4) if held else None,
+        "answered_right_held": _right_share(held),
+        f"archive_holds_answer_{days}d": round(len(recent) / len(quiz), 4) if dated else None,
+        f"answered_right_held_{days}d": _right_share(recent),
     }
+
+
+def _gold_within(r: Result, days: int) -> bool:
+    """Whether a gold article of ``r`` was published in the ``days`` days up to its ``asked_on``."""
+    if not r.asked_on:
+        return False
+    asked = date.fromisoformat(r.asked_on)
+    return any(0 <= (asked - date.fromisoformat(d[:10])).days <= days for d in r.gold_dates if d)
+
+
+def _right_share(results: list[Result]) -> float | None:
+    return round(sum(bool(r.choice_right) for r in results) / len(results), 4) if results else None
 
 
 def summarise(results: list[Result], k: int) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from evaluation.metrics import Result, choice_right, nearest_choice, quiz_figures, token_f1
+from evaluation.metrics import Result, choice_right, gold_days, nearest_choice, quiz_figures, token_f1
 from ingest import ingest
 from qa_bot import QABot
 from qa_bot.retrieval import visible
@@ -93,11 +93,11 @@ def test_the_quiz_scorer_matches_a_free_answer_to_the_nearest_choice() -> None:
 
 
 def test_quiz_figures_say_where_the_archive_holds_the_answer() -> None:
-    def result(qid: str, gold: list[str], right: bool) -> Result:
+    def result(qid: str, gold: list[str], right: bool, days: list[str] | None = None) -> Result:
         return Result.of(
             {"qid": qid, "question": "?", "answerable": True, "gold_doc_ids": gold},
             retrieved=[], answer="", refused=not right, cited=[], unsupported=0, kept_sentences=0,
-            answer_score=None, asked_on="2024-01-05", choice_right=right,
+            answer_score=None, asked_on="2024-01-05", choice_right=right, gold_dates=days or [],
         )  # fmt: skip
 
     quiz = [result("a", ["d1"], True), result("b", ["d2"], False), result("c", [], False), result("d", [], True)]
@@ -105,6 +105,32 @@ def test_quiz_figures_say_where_the_archive_holds_the_answer() -> None:
     assert figures["answered_right"] == 0.5
     assert figures["archive_holds_answer"] == 0.5  # two of four have an article stating the answer
     assert figures["answered_right_held"] == 0.5  # one of those two answered right
+    # A run that recorded no gold dates cannot say what the archive held about the moment.
+    assert figures["archive_holds_answer_30d"] is None and figures["answered_right_held_30d"] is None
+
+    dated = [
+        result("a", ["d1"], True, ["2023-12-20"]),  # 16 days before: the moment's news
+        result("b", ["d2", "d3"], False, ["2018-05-24", "2024-01-05"]),  # one on the day itself
+        result("c", ["d4"], True, ["2018-03-20"]),  # only an old story names the choice
+        result("d", ["d5"], True, ["2024-01-06"]),  # after the moment: not held then
+        result("e", [], False),
+    ]
+    figures = quiz_figures(dated)
+    assert figures["archive_holds_answer"] == 0.8
+    assert figures["archive_holds_answer_30d"] == 0.4
+    assert figures["answered_right_held_30d"] == 0.5
+
+
+def test_gold_days_reads_the_dated_questions_gold_articles(tmp_path: Path) -> None:
+    rows = [
+        {"doc_id": "d1", "published": "2024-01-02T10:00:00"},
+        {"doc_id": "d2"},
+        {"doc_id": "d3", "published": "2020-01-01"},
+    ]
+    (tmp_path / "corpus.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    questions = [{"asked_on": "2024-01-05", "gold_doc_ids": ["d1", "d2"]}, {"gold_doc_ids": ["d3"]}]
+    assert gold_days(tmp_path, questions) == {"d1": "2024-01-02", "d2": ""}
+    assert gold_days(tmp_path, questions[1:]) == {}
 
 
 def test_a_timelines_names_are_the_words_its_topic_capitalises() -> None:
