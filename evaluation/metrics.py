@@ -183,7 +183,7 @@ def quiz_figures(quiz: list[Result], days: int = 30) -> dict[str, Any]:
     recent = [r for r in quiz if _gold_within(r, days)]
     dated = any(r.gold_dates for r in quiz)
     return {
-        "answered_right": round(sum(bool(r.choice_right) for r in quiz) / len(quiz), 4),
+        "answered_right": _right_share(quiz),
         "archive_holds_answer": round(len(held) / len(quiz), 4),
         "answered_right_held": _right_share(held),
         f"archive_holds_answer_{days}d": round(len(recent) / len(quiz), 4) if dated else None,
